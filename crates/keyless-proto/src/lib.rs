@@ -1,1 +1,8 @@
-//! placeholder
+//! Wire types shared by the Keyless server, the `keyless` CLI and the credential
+//! library. This crate does no IO: it only describes JSON and form shapes exactly as
+//! the official Azure SDKs send and expect them.
+#![warn(missing_docs)]
+
+pub mod arm;
+pub mod oauth;
+pub mod oidc;

@@ -1,0 +1,146 @@
+//! The storage contract every backend implements.
+
+use async_trait::async_trait;
+
+use crate::StoreError;
+use crate::records::*;
+
+/// Whether an upsert created a new object or updated an existing one (ARM answers
+/// 201 or 200 accordingly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    /// A new row was written.
+    Created,
+    /// An existing row was changed.
+    Updated,
+}
+
+/// Durable storage. Every method is one transaction: it either happens whole or not at
+/// all. Name lookups (resource groups, identities, credentials) are case-insensitive.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reads a server-wide setting.
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Writes a server-wide setting unless one exists; returns the value now stored
+    /// (so concurrent bootstraps agree on one winner).
+    async fn meta_put_if_absent(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    /// Inserts a tenant.
+    async fn insert_tenant(&self, t: &TenantRecord) -> Result<(), StoreError>;
+    /// All tenants.
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError>;
+
+    /// Inserts a subscription.
+    async fn insert_subscription(&self, s: &SubscriptionRecord) -> Result<(), StoreError>;
+    /// All subscriptions.
+    async fn list_subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError>;
+
+    /// Creates or updates (location, tags) a resource group; returns the stored row.
+    async fn upsert_resource_group(
+        &self,
+        rg: &ResourceGroupRecord,
+    ) -> Result<(ResourceGroupRecord, UpsertOutcome), StoreError>;
+    /// One resource group.
+    async fn get_resource_group(
+        &self,
+        subscription_id: &str,
+        name: &str,
+    ) -> Result<Option<ResourceGroupRecord>, StoreError>;
+    /// Resource groups of a subscription, by name.
+    async fn list_resource_groups(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Vec<ResourceGroupRecord>, StoreError>;
+    /// Deletes a resource group with every identity and credential in it and every
+    /// role assignment at or below its scope. Returns false if it did not exist.
+    async fn delete_resource_group(
+        &self,
+        subscription_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Creates an identity, or updates location and tags of an existing one with the
+    /// same (subscription, group, name), keeping its ids. Fails with
+    /// [`StoreError::ParentNotFound`] when the group does not exist.
+    async fn upsert_identity(
+        &self,
+        identity: &IdentityRecord,
+    ) -> Result<(IdentityRecord, UpsertOutcome), StoreError>;
+    /// One identity.
+    async fn get_identity(
+        &self,
+        subscription_id: &str,
+        resource_group: &str,
+        name: &str,
+    ) -> Result<Option<IdentityRecord>, StoreError>;
+    /// Identities of a subscription, optionally of one group.
+    async fn list_identities(
+        &self,
+        subscription_id: &str,
+        resource_group: Option<&str>,
+    ) -> Result<Vec<IdentityRecord>, StoreError>;
+    /// Every identity (for the in-memory view).
+    async fn all_identities(&self) -> Result<Vec<IdentityRecord>, StoreError>;
+    /// Deletes an identity, its credentials and the role assignments naming it.
+    async fn delete_identity(
+        &self,
+        subscription_id: &str,
+        resource_group: &str,
+        name: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Creates or replaces a federated credential. Serialised per identity: the
+    /// parent check, the count limit and the issuer+subject uniqueness rule hold under
+    /// concurrent writers.
+    async fn upsert_federated_credential(
+        &self,
+        fc: &FederatedCredentialRecord,
+        max_per_identity: Option<u32>,
+    ) -> Result<(FederatedCredentialRecord, UpsertOutcome), StoreError>;
+    /// One credential.
+    async fn get_federated_credential(
+        &self,
+        identity_principal_id: &str,
+        name: &str,
+    ) -> Result<Option<FederatedCredentialRecord>, StoreError>;
+    /// Credentials of one identity, by name.
+    async fn list_federated_credentials(
+        &self,
+        identity_principal_id: &str,
+    ) -> Result<Vec<FederatedCredentialRecord>, StoreError>;
+    /// Every credential (for the in-memory view).
+    async fn all_federated_credentials(&self)
+    -> Result<Vec<FederatedCredentialRecord>, StoreError>;
+    /// Deletes one credential.
+    async fn delete_federated_credential(
+        &self,
+        identity_principal_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Inserts a service principal.
+    async fn insert_service_principal(&self, sp: &ServicePrincipalRecord)
+    -> Result<(), StoreError>;
+    /// Every service principal.
+    async fn all_service_principals(&self) -> Result<Vec<ServicePrincipalRecord>, StoreError>;
+
+    /// Creates a role assignment. [`StoreError::Conflict`] when the name is taken or
+    /// the same principal already holds the same role at the same scope.
+    async fn insert_role_assignment(&self, ra: &RoleAssignmentRecord) -> Result<(), StoreError>;
+    /// Every role assignment.
+    async fn all_role_assignments(&self) -> Result<Vec<RoleAssignmentRecord>, StoreError>;
+    /// Deletes a role assignment by name; returns the deleted row.
+    async fn delete_role_assignment(
+        &self,
+        name: &str,
+    ) -> Result<Option<RoleAssignmentRecord>, StoreError>;
+
+    /// Adds a signing key.
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Marks a signing key as retired at `at` (it stays published).
+    async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<(), StoreError>;
+    /// Removes signing keys retired before `before` (their tokens have expired).
+    async fn delete_signing_keys_retired_before(&self, before: i64) -> Result<u64, StoreError>;
+    /// Every signing key.
+    async fn all_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+}
