@@ -1,0 +1,238 @@
+//! The façade the HTTP layer and the binary talk to.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use keyless_jose::Kek;
+use keyless_store::{
+    RoleAssignmentRecord, ServicePrincipalRecord, Store, SubscriptionRecord, TenantRecord,
+};
+
+use crate::clock::Clock;
+use crate::keyring::{KeyRing, KeyRingError};
+use crate::rbac;
+use crate::settings::Settings;
+use crate::view::{Snapshot, View};
+
+/// Errors opening or bootstrapping Keyless.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] keyless_store::StoreError),
+    /// The key-encryption key is not the one this database was created with.
+    #[error(
+        "the key-encryption key (fingerprint {found}) does not match this database (fingerprint {expected}); start with the data directory or KEYLESS_KEK that created it"
+    )]
+    KekMismatch {
+        /// Fingerprint stored in the database.
+        expected: String,
+        /// Fingerprint of the key given.
+        found: String,
+    },
+    /// Signing keys could not be loaded or created.
+    #[error(transparent)]
+    Keys(#[from] KeyRingError),
+    /// Randomness failed.
+    #[error("random generator failed: {0}")]
+    Random(keyless_jose::JoseError),
+}
+
+/// What the first start created: the bootstrap admin's credentials, shown once.
+#[derive(Debug, Clone)]
+pub struct BootstrapAdmin {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Subscription id.
+    pub subscription_id: String,
+    /// Admin client id.
+    pub client_id: String,
+    /// Admin client secret (only known at creation).
+    pub client_secret: String,
+}
+
+/// Keyless' domain state and operations.
+pub struct Keyless {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Settings,
+    pub(crate) kek: Kek,
+    pub(crate) view: View,
+    pub(crate) keys: ArcSwap<KeyRing>,
+    pub(crate) key_writes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Keyless {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyless").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn new_guid() -> Result<String, OpenError> {
+    let b = keyless_jose::random_bytes::<16>().map_err(OpenError::Random)?;
+    Ok(uuid::Builder::from_random_bytes(b).into_uuid().to_string())
+}
+
+impl Keyless {
+    /// Opens Keyless over a store: checks the key-encryption key, loads the view and
+    /// the signing keys.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        kek: Kek,
+    ) -> Result<Keyless, OpenError> {
+        let fp = kek.fingerprint();
+        let stored = store.meta_put_if_absent("kek_fingerprint", &fp).await?;
+        if stored != fp {
+            return Err(OpenError::KekMismatch { expected: stored, found: fp });
+        }
+        let view = View::new(Snapshot::load(&*store).await?);
+        let ring = KeyRing::load(store.all_signing_keys().await?, &kek)?;
+        Ok(Keyless {
+            store,
+            clock,
+            settings,
+            kek,
+            view,
+            keys: ArcSwap::from_pointee(ring),
+            key_writes: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The current in-memory snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.view.get()
+    }
+
+    /// The current key ring.
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.keys.load_full()
+    }
+
+    /// The store (for read paths that are not hot: listings).
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// Rebuilds the in-memory view after a write.
+    pub async fn refresh(&self) -> Result<(), keyless_store::StoreError> {
+        self.view.reload(&*self.store).await
+    }
+
+    async fn reload_keys(&self) -> Result<(), OpenError> {
+        let ring = KeyRing::load(self.store.all_signing_keys().await?, &self.kek)?;
+        self.keys.store(Arc::new(ring));
+        Ok(())
+    }
+
+    /// First start: creates a tenant, a subscription and the admin service principal
+    /// with Owner and Key Vault Administrator on the subscription and Owner at the
+    /// tenant root. Returns `None` when the database was already bootstrapped.
+    /// Concurrent bootstraps agree on one tenant through a single meta row.
+    pub async fn bootstrap(&self) -> Result<Option<BootstrapAdmin>, OpenError> {
+        let tenant_id = new_guid()?;
+        let winner = self.store.meta_put_if_absent("bootstrap_tenant", &tenant_id).await?;
+        if winner != tenant_id {
+            self.ensure_signing_keys().await?;
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let subscription_id = new_guid()?;
+        let client_id = new_guid()?;
+        let principal_id = new_guid()?;
+        let secret_bytes = keyless_jose::random_bytes::<32>().map_err(OpenError::Random)?;
+        let client_secret = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret_bytes);
+        self.store
+            .insert_tenant(&TenantRecord { id: tenant_id.clone(), display_name: "Default Directory".into(), created_at: now })
+            .await?;
+        self.store
+            .insert_subscription(&SubscriptionRecord {
+                id: subscription_id.clone(),
+                tenant_id: tenant_id.clone(),
+                display_name: "Keyless Subscription".into(),
+                created_at: now,
+            })
+            .await?;
+        self.store
+            .insert_service_principal(&ServicePrincipalRecord {
+                client_id: client_id.clone(),
+                principal_id: principal_id.clone(),
+                tenant_id: tenant_id.clone(),
+                display_name: "keyless-admin".into(),
+                secret_hash: keyless_jose::hash_secret(&client_secret),
+                created_at: now,
+            })
+            .await?;
+        let sub_scope = crate::ids::subscription_id(&subscription_id);
+        for (scope, role) in [
+            (sub_scope.as_str(), rbac::OWNER),
+            (sub_scope.as_str(), crate::rbac::BUILTIN_ROLES.iter().find(|r| r.name == "Key Vault Administrator").map(|r| r.id).unwrap_or_default()),
+            ("/", rbac::OWNER),
+        ] {
+            self.store
+                .insert_role_assignment(&RoleAssignmentRecord {
+                    name: new_guid()?,
+                    tenant_id: tenant_id.clone(),
+                    scope: scope.to_string(),
+                    role_definition_id: crate::ids::role_definition_id(Some(&subscription_id), role),
+                    principal_id: principal_id.clone(),
+                    principal_type: "ServicePrincipal".into(),
+                    description: Some("Bootstrap administrator".into()),
+                    created_at: now,
+                })
+                .await?;
+        }
+        self.refresh().await?;
+        self.ensure_signing_keys().await?;
+        Ok(Some(BootstrapAdmin { tenant_id, subscription_id, client_id, client_secret }))
+    }
+
+    /// Makes sure every tenant has a signing key, and drops keys whose tokens have all
+    /// expired.
+    pub async fn ensure_signing_keys(&self) -> Result<(), OpenError> {
+        let _guard = self.key_writes.lock().await;
+        let now = self.clock.now();
+        self.store
+            .delete_signing_keys_retired_before(now - self.settings.token_lifetime_secs - 2 * self.settings.clock_leeway_secs)
+            .await?;
+        self.reload_keys().await?;
+        let ring = self.key_ring();
+        for tenant in self.store.list_tenants().await? {
+            if !ring.has_current_or_next(&tenant.id) {
+                let rec = KeyRing::generate(&tenant.id, self.settings.signing_alg, now, now, &self.kek)?;
+                self.store.insert_signing_key(&rec).await?;
+            }
+        }
+        self.reload_keys().await
+    }
+
+    /// Rotates a tenant's signing key: the new key is published now and signs after the
+    /// pre-publication window (`prepublish_secs`, default from settings); the previous
+    /// key is retired when the new one takes over and stays published until its tokens
+    /// have expired. Returns the new key id.
+    pub async fn rotate_signing_key(&self, tenant: &str, prepublish_secs: Option<i64>) -> Result<String, OpenError> {
+        let _guard = self.key_writes.lock().await;
+        let now = self.clock.now();
+        let active_from = now + prepublish_secs.unwrap_or(self.settings.key_prepublish_secs).max(0);
+        let rec = KeyRing::generate(tenant, self.settings.signing_alg, now, active_from, &self.kek)?;
+        self.store.insert_signing_key(&rec).await?;
+        for old in self.key_ring().tenant_keys(tenant) {
+            if old.record.retired_at.is_none() {
+                self.store.retire_signing_key(&old.record.kid, active_from).await?;
+            }
+        }
+        self.reload_keys().await?;
+        Ok(rec.kid)
+    }
+}

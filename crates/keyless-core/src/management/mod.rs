@@ -1,0 +1,100 @@
+//! Management-plane operations (ARM-compatible): validation, authorisation, storage,
+//! and a view refresh so a change takes effect at once.
+
+mod credentials;
+mod groups;
+mod identities;
+mod roles;
+
+pub use credentials::FederatedCredentialInput;
+pub use roles::RoleAssignmentInput;
+
+use crate::error::{ErrorKind, ManagementError};
+use crate::ids::subscription_of;
+use crate::keyless::Keyless;
+use crate::rbac::is_allowed;
+use crate::tokens::Caller;
+
+impl Keyless {
+    /// Checks that `caller` may perform `action` at `scope`. A scope in another
+    /// tenant's subscription is "not found", never "forbidden", so tenants cannot probe
+    /// each other.
+    pub fn authorize(&self, caller: &Caller, scope: &str, action: &str) -> Result<(), ManagementError> {
+        let snap = self.snapshot();
+        if let Some(sub) = subscription_of(scope)
+            && snap.subscription_tenant(&sub) != Some(caller.tenant_id.as_str())
+        {
+            return Err(subscription_not_found(&sub));
+        }
+        if is_allowed(snap.grants_of(&caller.object_id), scope, action, false) {
+            Ok(())
+        } else {
+            Err(ManagementError::new(
+                ErrorKind::Forbidden,
+                "AuthorizationFailed",
+                format!(
+                    "The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. Ask an Owner to assign you a role that grants it; if access was recently granted, get a new token.",
+                    caller.app_id, caller.object_id
+                ),
+            ))
+        }
+    }
+
+    /// Whether `caller` may perform `action` at `scope` (no error).
+    pub fn can(&self, caller: &Caller, scope: &str, action: &str) -> bool {
+        self.authorize(caller, scope, action).is_ok()
+    }
+
+    /// The subscriptions of the caller's tenant it can read.
+    pub fn list_subscriptions(&self, caller: &Caller) -> Vec<keyless_store::SubscriptionRecord> {
+        let snap = self.snapshot();
+        let mut subs: Vec<_> = snap
+            .subscriptions
+            .values()
+            .filter(|s| s.tenant_id == caller.tenant_id)
+            .filter(|s| self.can(caller, &crate::ids::subscription_id(&s.id), "Microsoft.Resources/subscriptions/read"))
+            .cloned()
+            .collect();
+        subs.sort_by(|a, b| a.id.cmp(&b.id));
+        subs
+    }
+
+    /// One subscription of the caller's tenant.
+    pub fn get_subscription(&self, caller: &Caller, sub: &str) -> Result<keyless_store::SubscriptionRecord, ManagementError> {
+        let id = crate::names::parse_guid(sub).ok_or_else(|| invalid_subscription(sub))?;
+        self.authorize(caller, &crate::ids::subscription_id(&id), "Microsoft.Resources/subscriptions/read")?;
+        self.snapshot().subscriptions.get(&id).cloned().ok_or_else(|| subscription_not_found(&id))
+    }
+
+    /// Validates the subscription path segment (a GUID of the caller's tenant).
+    pub(crate) fn subscription_in_tenant(&self, caller: &Caller, sub: &str) -> Result<String, ManagementError> {
+        let id = crate::names::parse_guid(sub).ok_or_else(|| invalid_subscription(sub))?;
+        match self.snapshot().subscription_tenant(&id) {
+            Some(t) if t == caller.tenant_id => Ok(id),
+            _ => Err(subscription_not_found(&id)),
+        }
+    }
+
+    pub(crate) async fn refreshed<T>(&self, value: T) -> Result<T, ManagementError> {
+        self.refresh().await?;
+        Ok(value)
+    }
+}
+
+fn invalid_subscription(sub: &str) -> ManagementError {
+    ManagementError::bad_request(
+        "InvalidSubscriptionId",
+        format!("The provided subscription identifier '{}' is malformed or invalid.", crate::names::printable(sub)),
+    )
+}
+
+pub(crate) fn subscription_not_found(sub: &str) -> ManagementError {
+    ManagementError::not_found("SubscriptionNotFound", format!("The subscription '{sub}' could not be found."))
+}
+
+pub(crate) fn group_not_found(rg: &str) -> ManagementError {
+    ManagementError::not_found(
+        "ResourceGroupNotFound",
+        format!("Resource group '{}' could not be found.", crate::names::printable(rg)),
+    )
+}

@@ -1,0 +1,54 @@
+//! Claims of a Keyless access token (the Entra layout).
+
+use serde::{Deserialize, Serialize};
+
+/// v1 or v2 token layout (which one is the resource's choice, as in Entra).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenVersion {
+    /// `ver: "1.0"`, issuer `https://host/{tenant}/`.
+    V1,
+    /// `ver: "2.0"`, issuer `https://host/{tenant}/v2.0`.
+    V2,
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessTokenClaims {
+    /// The resource.
+    pub aud: String,
+    /// Issuer URL of the tenant.
+    pub iss: String,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Expiry.
+    pub exp: i64,
+    /// Client (application) id of the caller (v1).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub appid: Option<String>,
+    /// How the client authenticated: "1" secret, "2" certificate or assertion (v1).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub appidacr: Option<String>,
+    /// Client id (v2).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub azp: Option<String>,
+    /// Client authentication method (v2).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub azpacr: Option<String>,
+    /// Always "app": an application token, no user.
+    pub idtyp: String,
+    /// Object id of the principal: the RBAC subject.
+    pub oid: String,
+    /// Subject: the principal's object id.
+    pub sub: String,
+    /// Tenant id.
+    pub tid: String,
+    /// Unique token id.
+    pub uti: String,
+    /// "1.0" or "2.0".
+    pub ver: String,
+    /// Resource id of the managed identity the token represents.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub xms_mirid: Option<String>,
+}

@@ -1,0 +1,13 @@
+//! Access tokens Keyless mints, the resources they are for, and their validation by
+//! Keyless' own resources (management API, vault).
+
+mod claims;
+mod resources;
+mod validate;
+
+pub use claims::{AccessTokenClaims, TokenVersion};
+pub use resources::{Resource, ResourceKind, ScopeError, resolve_resource, resolve_scope};
+pub use validate::{Caller, TokenRejection, validate_access_token};
+
+/// Largest token Keyless will parse (assertions and access tokens alike).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;

@@ -1,0 +1,103 @@
+//! The in-memory view: everything the token hot path and authorisation read, built
+//! from the store and swapped atomically after every write. Readers never lock and
+//! never touch the database.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use keyless_store::{
+    FederatedCredentialRecord, IdentityRecord, RoleAssignmentRecord, ServicePrincipalRecord,
+    Store, StoreError, SubscriptionRecord,
+};
+
+use crate::rbac::Grant;
+
+/// One immutable snapshot.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Tenant ids.
+    pub tenants: HashSet<String>,
+    /// Subscriptions by id.
+    pub subscriptions: HashMap<String, SubscriptionRecord>,
+    /// Service principals by client id.
+    pub service_principals: HashMap<String, ServicePrincipalRecord>,
+    /// Identities by client id.
+    pub identities_by_client: HashMap<String, Arc<IdentityRecord>>,
+    /// Federated credentials by identity principal id.
+    pub credentials: HashMap<String, Vec<FederatedCredentialRecord>>,
+    /// Role grants by principal id.
+    pub grants: HashMap<String, Vec<Grant>>,
+    /// Every role assignment.
+    pub assignments: Vec<RoleAssignmentRecord>,
+}
+
+impl Snapshot {
+    /// Loads a snapshot from the store.
+    pub async fn load(store: &dyn Store) -> Result<Snapshot, StoreError> {
+        let mut s = Snapshot {
+            tenants: store.list_tenants().await?.into_iter().map(|t| t.id).collect(),
+            subscriptions: store.list_subscriptions().await?.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            service_principals: store
+                .all_service_principals()
+                .await?
+                .into_iter()
+                .map(|sp| (sp.client_id.clone(), sp))
+                .collect(),
+            identities_by_client: store
+                .all_identities()
+                .await?
+                .into_iter()
+                .map(|i| (i.client_id.clone(), Arc::new(i)))
+                .collect(),
+            ..Snapshot::default()
+        };
+        for fc in store.all_federated_credentials().await? {
+            s.credentials.entry(fc.identity_principal_id.clone()).or_default().push(fc);
+        }
+        s.assignments = store.all_role_assignments().await?;
+        for a in &s.assignments {
+            let role_id = a.role_definition_id.rsplit('/').next().unwrap_or_default().to_string();
+            s.grants.entry(a.principal_id.clone()).or_default().push(Grant { scope: a.scope.clone(), role_id });
+        }
+        Ok(s)
+    }
+
+    /// The tenant a subscription belongs to.
+    pub fn subscription_tenant(&self, subscription: &str) -> Option<&str> {
+        self.subscriptions.get(&subscription.to_ascii_lowercase()).map(|s| s.tenant_id.as_str())
+    }
+
+    /// Grants held by a principal.
+    pub fn grants_of(&self, principal: &str) -> &[Grant] {
+        self.grants.get(principal).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// The swappable view.
+#[derive(Debug)]
+pub struct View {
+    current: ArcSwap<Snapshot>,
+    // Serialises reloads so an older load never replaces a newer one.
+    reload: tokio::sync::Mutex<()>,
+}
+
+impl View {
+    /// A view over an initial snapshot.
+    pub fn new(initial: Snapshot) -> Self {
+        Self { current: ArcSwap::from_pointee(initial), reload: tokio::sync::Mutex::new(()) }
+    }
+
+    /// The current snapshot (cheap; lock-free).
+    pub fn get(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Rebuilds the snapshot from the store.
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let _guard = self.reload.lock().await;
+        let fresh = Snapshot::load(store).await?;
+        self.current.store(Arc::new(fresh));
+        Ok(())
+    }
+}
