@@ -95,6 +95,7 @@ impl<'a> Parser<'a> {
         if !self.rest().starts_with('\'') {
             return self.err("expected a quoted string");
         }
+        let start = self.pos;
         self.pos += 1;
         let mut out = String::new();
         let mut chars = self.rest().char_indices();
@@ -114,6 +115,7 @@ impl<'a> Parser<'a> {
                 c => out.push(c),
             }
         }
+        self.pos = start;
         self.err("unterminated quoted string")
     }
     fn operand(&mut self) -> Result<String, ExpressionError> {
