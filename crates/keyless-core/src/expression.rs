@@ -271,7 +271,7 @@ mod tests {
             ("claims['sub' matches 'x'", 13),
             ("claims['sub'] matches 'x' or claims['a'] eq 'b'", 26),
             ("claims['sub'] matches 'unterminated", 22),
-            ("claims[''] eq 'x'", 10),
+            ("claims[''] eq 'x'", 9),
             ("claims['sub'] eq", 16),
         ] {
             match Expression::parse(src) {
