@@ -37,7 +37,11 @@ pub struct ManagementError {
 impl ManagementError {
     /// A new error.
     pub fn new(kind: ErrorKind, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind, code: code.into(), message: message.into() }
+        Self {
+            kind,
+            code: code.into(),
+            message: message.into(),
+        }
     }
     /// 400 with a code.
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -56,13 +60,16 @@ impl ManagementError {
 impl From<StoreError> for ManagementError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::ParentNotFound(what) => {
-                Self::not_found("ParentResourceNotFound", format!("The parent {what} was not found."))
-            }
+            StoreError::ParentNotFound(what) => Self::not_found(
+                "ParentResourceNotFound",
+                format!("The parent {what} was not found."),
+            ),
             StoreError::Conflict(what) => Self::conflict("Conflict", what),
             StoreError::LimitExceeded { what, limit } => Self::bad_request(
                 "BadRequest",
-                format!("Too many {what}: the configured limit is {limit}. Delete one first or raise the limit."),
+                format!(
+                    "Too many {what}: the configured limit is {limit}. Delete one first or raise the limit."
+                ),
             ),
             StoreError::Database(err) => {
                 tracing::error!(error = %err, "database error");
@@ -74,7 +81,11 @@ impl From<StoreError> for ManagementError {
             }
             other => {
                 tracing::error!(error = %other, "storage failure");
-                Self::new(ErrorKind::Internal, "InternalServerError", "An internal error occurred.")
+                Self::new(
+                    ErrorKind::Internal,
+                    "InternalServerError",
+                    "An internal error occurred.",
+                )
             }
         }
     }

@@ -60,7 +60,10 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn err<T>(&self, message: impl Into<String>) -> Result<T, ExpressionError> {
-        Err(ExpressionError { pos: self.pos, message: message.into() })
+        Err(ExpressionError {
+            pos: self.pos,
+            message: message.into(),
+        })
     }
     fn rest(&self) -> &'a str {
         self.src.get(self.pos..).unwrap_or("")
@@ -72,7 +75,10 @@ impl<'a> Parser<'a> {
     fn eat(&mut self, token: &str) -> bool {
         self.skip_ws();
         let r = self.rest();
-        if r.len() >= token.len() && r.get(..token.len()).is_some_and(|p| p.eq_ignore_ascii_case(token)) {
+        if r.len() >= token.len()
+            && r.get(..token.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(token))
+        {
             self.pos += token.len();
             true
         } else {
@@ -83,7 +89,12 @@ impl<'a> Parser<'a> {
         let save = self.pos;
         if self.eat(word) {
             // A keyword must end at a word boundary.
-            if self.rest().chars().next().is_none_or(|c| c.is_whitespace() || c == '\'') {
+            if self
+                .rest()
+                .chars()
+                .next()
+                .is_none_or(|c| c.is_whitespace() || c == '\'')
+            {
                 return true;
             }
         }
@@ -123,7 +134,11 @@ impl<'a> Parser<'a> {
         if self.rest().starts_with('\'') {
             return self.quoted();
         }
-        let word: String = self.rest().chars().take_while(|c| !c.is_whitespace()).collect();
+        let word: String = self
+            .rest()
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
         if word.is_empty() {
             return self.err("expected a value after the operator");
         }
@@ -157,7 +172,10 @@ impl Expression {
     /// Compiles an expression.
     pub fn parse(src: &str) -> Result<Expression, ExpressionError> {
         if src.len() > MAX_EXPRESSION_LEN {
-            return Err(ExpressionError { pos: MAX_EXPRESSION_LEN, message: format!("longer than {MAX_EXPRESSION_LEN} bytes") });
+            return Err(ExpressionError {
+                pos: MAX_EXPRESSION_LEN,
+                message: format!("longer than {MAX_EXPRESSION_LEN} bytes"),
+            });
         }
         let mut p = Parser { src, pos: 0 };
         let mut clauses = vec![p.clause()?];
@@ -176,7 +194,10 @@ impl Expression {
 
     /// The first clause that fails for `claims`, or `None` when all hold. A claim that
     /// is absent or not a string fails (an array of strings holds if any element does).
-    pub fn first_failure<'a>(&'a self, claims: &serde_json::Map<String, Value>) -> Option<&'a Clause> {
+    pub fn first_failure<'a>(
+        &'a self,
+        claims: &serde_json::Map<String, Value>,
+    ) -> Option<&'a Clause> {
         self.clauses.iter().find(|c| !c.holds(claims))
     }
 }
@@ -234,7 +255,8 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
 }
 
 #[cfg(test)]
@@ -248,11 +270,17 @@ mod tests {
 
     #[test]
     fn parses_and_matches() -> Result<(), ExpressionError> {
-        let e = Expression::parse("claims['sub'] matches 'repo:org/*:ref:refs/heads/*' and claims['aud'] eq api://AzureADTokenExchange")?;
+        let e = Expression::parse(
+            "claims['sub'] matches 'repo:org/*:ref:refs/heads/*' and claims['aud'] eq api://AzureADTokenExchange",
+        )?;
         assert_eq!(e.clauses.len(), 2);
-        let ok = claims(json!({"sub": "repo:org/app:ref:refs/heads/main", "aud": ["api://AzureADTokenExchange"]}));
+        let ok = claims(
+            json!({"sub": "repo:org/app:ref:refs/heads/main", "aud": ["api://AzureADTokenExchange"]}),
+        );
         assert!(e.first_failure(&ok).is_none());
-        let bad = claims(json!({"sub": "repo:other/app:ref:refs/heads/main", "aud": "api://AzureADTokenExchange"}));
+        let bad = claims(
+            json!({"sub": "repo:other/app:ref:refs/heads/main", "aud": "api://AzureADTokenExchange"}),
+        );
         assert_eq!(e.first_failure(&bad).map(|c| c.claim.as_str()), Some("sub"));
         let e = Expression::parse("CLAIMS['x'] MATCHES 'a?c'")?;
         assert!(e.first_failure(&claims(json!({"x": "abc"}))).is_none());

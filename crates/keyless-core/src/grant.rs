@@ -5,7 +5,9 @@ use keyless_proto::oauth::TokenRequest;
 
 use crate::keyless::Keyless;
 use crate::names::{parse_guid, printable};
-use crate::tokens::{AccessTokenClaims, Resource, ScopeError, TokenVersion, resolve_resource, resolve_scope};
+use crate::tokens::{
+    AccessTokenClaims, Resource, ScopeError, TokenVersion, resolve_resource, resolve_scope,
+};
 
 /// Which token endpoint was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +74,11 @@ pub struct GrantError {
 impl GrantError {
     /// A new error.
     pub fn new(error: OAuthError, code: u32, message: impl Into<String>) -> Self {
-        Self { error, code, message: message.into() }
+        Self {
+            error,
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -126,11 +132,19 @@ impl Keyless {
         }
     }
 
-    fn requested_resource(&self, req: &TokenRequest, endpoint: Endpoint) -> Result<Resource, GrantError> {
+    fn requested_resource(
+        &self,
+        req: &TokenRequest,
+        endpoint: Endpoint,
+    ) -> Result<Resource, GrantError> {
         let public = &self.settings.public;
         match endpoint {
             Endpoint::V2 => {
-                let scope = req.scope.as_deref().filter(|s| !s.trim().is_empty()).ok_or_else(|| missing("scope"))?;
+                let scope = req
+                    .scope
+                    .as_deref()
+                    .filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| missing("scope"))?;
                 resolve_scope(public, scope).map_err(|e| match e {
                     ScopeError::NotSingle | ScopeError::NotDefault => GrantError::new(
                         OAuthError::InvalidScope,
@@ -144,7 +158,11 @@ impl Keyless {
                 })
             }
             Endpoint::V1 => {
-                let resource = req.resource.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("resource"))?;
+                let resource = req
+                    .resource
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| missing("resource"))?;
                 resolve_resource(public, resource).ok_or_else(|| unknown_resource(resource))
             }
         }
@@ -165,11 +183,18 @@ impl Keyless {
                 return Err(GrantError::new(
                     OAuthError::UnsupportedGrantType,
                     70003,
-                    format!("The app requested an unsupported grant type '{}'. Keyless serves 'client_credentials'.", printable(other)),
+                    format!(
+                        "The app requested an unsupported grant type '{}'. Keyless serves 'client_credentials'.",
+                        printable(other)
+                    ),
                 ));
             }
         }
-        let client_id = req.client_id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("client_id"))?;
+        let client_id = req
+            .client_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing("client_id"))?;
         let resource = self.requested_resource(req, endpoint)?;
         if req.client_assertion.is_some() || req.client_assertion_type.is_some() {
             return self.assertion_grant(&tenant, client_id, req, &resource);
@@ -191,22 +216,38 @@ impl Keyless {
             return Err(GrantError::new(
                 OAuthError::InvalidClient,
                 7000215,
-                format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."),
+                format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                ),
             ));
         }
         self.mint(
-            &Subject { tenant_id: &tenant, client_id: &sp.client_id, object_id: &sp.principal_id, mirid: None, acr: "1" },
+            &Subject {
+                tenant_id: &tenant,
+                client_id: &sp.client_id,
+                object_id: &sp.principal_id,
+                mirid: None,
+                acr: "1",
+            },
             &resource,
         )
     }
 
     /// Signs an access token for `subject` and `resource` with the tenant's current key.
-    pub(crate) fn mint(&self, subject: &Subject<'_>, resource: &Resource) -> Result<IssuedToken, GrantError> {
+    pub(crate) fn mint(
+        &self,
+        subject: &Subject<'_>,
+        resource: &Resource,
+    ) -> Result<IssuedToken, GrantError> {
         let now = self.clock.now();
         let ring = self.key_ring();
         let key = ring.signer(subject.tenant_id, now).ok_or_else(|| {
             tracing::error!(tenant = subject.tenant_id, "no active signing key");
-            GrantError::new(OAuthError::ServerError, 50000, "There was an error issuing a token: no signing key is active.")
+            GrantError::new(
+                OAuthError::ServerError,
+                50000,
+                "There was an error issuing a token: no signing key is active.",
+            )
         })?;
         // Keyless' own resources take v1 tokens, like Azure Resource Manager and Key Vault.
         let version = TokenVersion::V1;
@@ -214,7 +255,9 @@ impl Keyless {
         let lifetime = self.settings.token_lifetime_secs;
         let uti = keyless_jose::random_bytes::<16>()
             .map(|b| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b))
-            .map_err(|_| GrantError::new(OAuthError::ServerError, 50000, "random generator failed"))?;
+            .map_err(|_| {
+                GrantError::new(OAuthError::ServerError, 50000, "random generator failed")
+            })?;
         let (v1, iss, ver) = match version {
             TokenVersion::V1 => (true, public.issuer_v1(subject.tenant_id), "1.0"),
             TokenVersion::V2 => (false, public.issuer_v2(subject.tenant_id), "2.0"),
@@ -239,7 +282,11 @@ impl Keyless {
         };
         let token = key.signer.sign_jwt("JWT", &claims).map_err(|e| {
             tracing::error!(error = %e, "signing failed");
-            GrantError::new(OAuthError::ServerError, 50000, "There was an error signing the token.")
+            GrantError::new(
+                OAuthError::ServerError,
+                50000,
+                "There was an error signing the token.",
+            )
         })?;
         Ok(IssuedToken {
             access_token: token,

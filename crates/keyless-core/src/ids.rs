@@ -20,20 +20,28 @@ pub fn identity_id(sub: &str, rg: &str, name: &str) -> String {
 
 /// The resource id of a federated identity credential.
 pub fn federated_credential_id(sub: &str, rg: &str, identity: &str, name: &str) -> String {
-    format!("{}/federatedIdentityCredentials/{name}", identity_id(sub, rg, identity))
+    format!(
+        "{}/federatedIdentityCredentials/{name}",
+        identity_id(sub, rg, identity)
+    )
 }
 
 /// The id of a role definition as seen from a subscription.
 pub fn role_definition_id(sub: Option<&str>, guid: &str) -> String {
     match sub {
-        Some(s) => format!("/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+        Some(s) => {
+            format!("/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}")
+        }
         None => format!("/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
     }
 }
 
 /// The id of a role assignment at a scope.
 pub fn role_assignment_id(scope: &str, name: &str) -> String {
-    format!("{}/providers/Microsoft.Authorization/roleAssignments/{name}", scope.trim_end_matches('/'))
+    format!(
+        "{}/providers/Microsoft.Authorization/roleAssignments/{name}",
+        scope.trim_end_matches('/')
+    )
 }
 
 fn segments(scope: &str) -> impl Iterator<Item = &str> {
@@ -102,11 +110,17 @@ impl Scope {
         let segs: Vec<&str> = segments(scope).collect();
         match segs.as_slice() {
             [] => Some(Scope::Root),
-            [s, id] if s.eq_ignore_ascii_case("subscriptions") => {
-                Some(Scope::Subscription { subscription: crate::names::parse_guid(id)? })
-            }
-            [s, id, r, g] if s.eq_ignore_ascii_case("subscriptions") && r.eq_ignore_ascii_case("resourceGroups") => {
-                Some(Scope::ResourceGroup { subscription: crate::names::parse_guid(id)?, group: (*g).to_string() })
+            [s, id] if s.eq_ignore_ascii_case("subscriptions") => Some(Scope::Subscription {
+                subscription: crate::names::parse_guid(id)?,
+            }),
+            [s, id, r, g]
+                if s.eq_ignore_ascii_case("subscriptions")
+                    && r.eq_ignore_ascii_case("resourceGroups") =>
+            {
+                Some(Scope::ResourceGroup {
+                    subscription: crate::names::parse_guid(id)?,
+                    group: (*g).to_string(),
+                })
             }
             [s, id, r, g, p, rest @ ..]
                 if s.eq_ignore_ascii_case("subscriptions")
@@ -145,10 +159,19 @@ mod tests {
     fn containment_is_by_segment_and_case_insensitive() {
         assert!(scope_contains("/", S));
         assert!(scope_contains(S, &format!("{S}/resourceGroups/rg")));
-        assert!(scope_contains(&S.to_uppercase(), &format!("{S}/resourcegroups/RG")));
-        assert!(!scope_contains(&format!("{S}/resourceGroups/rg"), &format!("{S}/resourceGroups/rg2")));
+        assert!(scope_contains(
+            &S.to_uppercase(),
+            &format!("{S}/resourcegroups/RG")
+        ));
+        assert!(!scope_contains(
+            &format!("{S}/resourceGroups/rg"),
+            &format!("{S}/resourceGroups/rg2")
+        ));
         assert!(!scope_contains(&format!("{S}/resourceGroups/rg"), S));
-        assert!(same_id(&format!("{S}/resourceGroups/RG/"), &format!("{S}/resourcegroups/rg")));
+        assert!(same_id(
+            &format!("{S}/resourceGroups/RG/"),
+            &format!("{S}/resourcegroups/rg")
+        ));
     }
 
     #[test]
@@ -156,7 +179,9 @@ mod tests {
         assert_eq!(Scope::parse("/"), Some(Scope::Root));
         assert!(matches!(Scope::parse(S), Some(Scope::Subscription { .. })));
         assert!(matches!(
-            Scope::parse(&format!("{S}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v")),
+            Scope::parse(&format!(
+                "{S}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v"
+            )),
             Some(Scope::Resource { .. })
         ));
         assert_eq!(Scope::parse("/subscriptions/not-a-guid"), None);

@@ -64,7 +64,9 @@ pub struct Keyless {
 
 impl std::fmt::Debug for Keyless {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyless").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Keyless")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,7 +87,10 @@ impl Keyless {
         let fp = kek.fingerprint();
         let stored = store.meta_put_if_absent("kek_fingerprint", &fp).await?;
         if stored != fp {
-            return Err(OpenError::KekMismatch { expected: stored, found: fp });
+            return Err(OpenError::KekMismatch {
+                expected: stored,
+                found: fp,
+            });
         }
         let view = View::new(Snapshot::load(&*store).await?);
         let ring = KeyRing::load(store.all_signing_keys().await?, &kek)?;
@@ -142,7 +147,10 @@ impl Keyless {
     /// Concurrent bootstraps agree on one tenant through a single meta row.
     pub async fn bootstrap(&self) -> Result<Option<BootstrapAdmin>, OpenError> {
         let tenant_id = new_guid()?;
-        let winner = self.store.meta_put_if_absent("bootstrap_tenant", &tenant_id).await?;
+        let winner = self
+            .store
+            .meta_put_if_absent("bootstrap_tenant", &tenant_id)
+            .await?;
         if winner != tenant_id {
             self.ensure_signing_keys().await?;
             return Ok(None);
@@ -152,9 +160,16 @@ impl Keyless {
         let client_id = new_guid()?;
         let principal_id = new_guid()?;
         let secret_bytes = keyless_jose::random_bytes::<32>().map_err(OpenError::Random)?;
-        let client_secret = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret_bytes);
+        let client_secret = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            secret_bytes,
+        );
         self.store
-            .insert_tenant(&TenantRecord { id: tenant_id.clone(), display_name: "Default Directory".into(), created_at: now })
+            .insert_tenant(&TenantRecord {
+                id: tenant_id.clone(),
+                display_name: "Default Directory".into(),
+                created_at: now,
+            })
             .await?;
         self.store
             .insert_subscription(&SubscriptionRecord {
@@ -177,7 +192,14 @@ impl Keyless {
         let sub_scope = crate::ids::subscription_id(&subscription_id);
         for (scope, role) in [
             (sub_scope.as_str(), rbac::OWNER),
-            (sub_scope.as_str(), crate::rbac::BUILTIN_ROLES.iter().find(|r| r.name == "Key Vault Administrator").map(|r| r.id).unwrap_or_default()),
+            (
+                sub_scope.as_str(),
+                crate::rbac::BUILTIN_ROLES
+                    .iter()
+                    .find(|r| r.name == "Key Vault Administrator")
+                    .map(|r| r.id)
+                    .unwrap_or_default(),
+            ),
             ("/", rbac::OWNER),
         ] {
             self.store
@@ -185,7 +207,10 @@ impl Keyless {
                     name: new_guid()?,
                     tenant_id: tenant_id.clone(),
                     scope: scope.to_string(),
-                    role_definition_id: crate::ids::role_definition_id(Some(&subscription_id), role),
+                    role_definition_id: crate::ids::role_definition_id(
+                        Some(&subscription_id),
+                        role,
+                    ),
                     principal_id: principal_id.clone(),
                     principal_type: "ServicePrincipal".into(),
                     description: Some("Bootstrap administrator".into()),
@@ -195,7 +220,12 @@ impl Keyless {
         }
         self.refresh().await?;
         self.ensure_signing_keys().await?;
-        Ok(Some(BootstrapAdmin { tenant_id, subscription_id, client_id, client_secret }))
+        Ok(Some(BootstrapAdmin {
+            tenant_id,
+            subscription_id,
+            client_id,
+            client_secret,
+        }))
     }
 
     /// Makes sure every tenant has a signing key, and drops keys whose tokens have all
@@ -204,13 +234,16 @@ impl Keyless {
         let _guard = self.key_writes.lock().await;
         let now = self.clock.now();
         self.store
-            .delete_signing_keys_retired_before(now - self.settings.token_lifetime_secs - 2 * self.settings.clock_leeway_secs)
+            .delete_signing_keys_retired_before(
+                now - self.settings.token_lifetime_secs - 2 * self.settings.clock_leeway_secs,
+            )
             .await?;
         self.reload_keys().await?;
         let ring = self.key_ring();
         for tenant in self.store.list_tenants().await? {
             if !ring.has_current_or_next(&tenant.id) {
-                let rec = KeyRing::generate(&tenant.id, self.settings.signing_alg, now, now, &self.kek)?;
+                let rec =
+                    KeyRing::generate(&tenant.id, self.settings.signing_alg, now, now, &self.kek)?;
                 self.store.insert_signing_key(&rec).await?;
             }
         }
@@ -221,15 +254,30 @@ impl Keyless {
     /// pre-publication window (`prepublish_secs`, default from settings); the previous
     /// key is retired when the new one takes over and stays published until its tokens
     /// have expired. Returns the new key id.
-    pub async fn rotate_signing_key(&self, tenant: &str, prepublish_secs: Option<i64>) -> Result<String, OpenError> {
+    pub async fn rotate_signing_key(
+        &self,
+        tenant: &str,
+        prepublish_secs: Option<i64>,
+    ) -> Result<String, OpenError> {
         let _guard = self.key_writes.lock().await;
         let now = self.clock.now();
-        let active_from = now + prepublish_secs.unwrap_or(self.settings.key_prepublish_secs).max(0);
-        let rec = KeyRing::generate(tenant, self.settings.signing_alg, now, active_from, &self.kek)?;
+        let active_from = now
+            + prepublish_secs
+                .unwrap_or(self.settings.key_prepublish_secs)
+                .max(0);
+        let rec = KeyRing::generate(
+            tenant,
+            self.settings.signing_alg,
+            now,
+            active_from,
+            &self.kek,
+        )?;
         self.store.insert_signing_key(&rec).await?;
         for old in self.key_ring().tenant_keys(tenant) {
             if old.record.retired_at.is_none() {
-                self.store.retire_signing_key(&old.record.kid, active_from).await?;
+                self.store
+                    .retire_signing_key(&old.record.kid, active_from)
+                    .await?;
             }
         }
         self.reload_keys().await?;

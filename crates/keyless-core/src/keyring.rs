@@ -63,17 +63,30 @@ impl KeyRing {
         for record in records {
             let der = kek
                 .open(&record.sealed_private_key, &aad(&record.kid))
-                .map_err(|_| KeyRingError::Unseal { kid: record.kid.clone() })?;
-            let crypto = |source| KeyRingError::Crypto { kid: record.kid.clone(), source };
+                .map_err(|_| KeyRingError::Unseal {
+                    kid: record.kid.clone(),
+                })?;
+            let crypto = |source| KeyRingError::Crypto {
+                kid: record.kid.clone(),
+                source,
+            };
             let alg = Alg::from_name(&record.alg).ok_or_else(|| {
                 crypto(keyless_jose::JoseError::UnsupportedAlg(record.alg.clone()))
             })?;
             let signer = SigningKey::from_pkcs8(alg, record.kid.clone(), &der).map_err(crypto)?;
             let verifier = signer.verifying_key().map_err(crypto)?;
             let jwk = signer.public_jwk();
-            let key = Arc::new(LoadedKey { record, signer: Arc::new(signer), verifier, jwk });
+            let key = Arc::new(LoadedKey {
+                record,
+                signer: Arc::new(signer),
+                verifier,
+                jwk,
+            });
             ring.by_kid.insert(key.record.kid.clone(), key.clone());
-            ring.by_tenant.entry(key.record.tenant_id.clone()).or_default().push(key);
+            ring.by_tenant
+                .entry(key.record.tenant_id.clone())
+                .or_default()
+                .push(key);
         }
         for keys in ring.by_tenant.values_mut() {
             keys.sort_by_key(|k| (k.record.active_from, k.record.created_at));
@@ -89,10 +102,14 @@ impl KeyRing {
         active_from: i64,
         kek: &Kek,
     ) -> Result<SigningKeyRecord, KeyRingError> {
-        let crypto = |source| KeyRingError::Crypto { kid: "(new)".into(), source };
+        let crypto = |source| KeyRingError::Crypto {
+            kid: "(new)".into(),
+            source,
+        };
         // A random kid: the key is not derivable from it and it never repeats.
         let kid_bytes = keyless_jose::random_bytes::<18>().map_err(crypto)?;
-        let kid = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, kid_bytes);
+        let kid =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, kid_bytes);
         let key = SigningKey::generate(alg, kid.clone()).map_err(crypto)?;
         let sealed = kek.seal(key.pkcs8_der(), &aad(&kid)).map_err(crypto)?;
         Ok(SigningKeyRecord {
@@ -134,7 +151,13 @@ impl KeyRing {
 
     /// The published JWKS of a tenant.
     pub fn jwks(&self, tenant: &str) -> JwkSet {
-        JwkSet { keys: self.tenant_keys(tenant).iter().map(|k| k.jwk.clone()).collect() }
+        JwkSet {
+            keys: self
+                .tenant_keys(tenant)
+                .iter()
+                .map(|k| k.jwk.clone())
+                .collect(),
+        }
     }
 
     /// A key by id (any tenant).

@@ -13,7 +13,11 @@ pub struct PublicUrl {
 
 impl PublicUrl {
     fn host_port(&self, host: &str) -> String {
-        if self.port == 443 { host.to_string() } else { format!("{host}:{}", self.port) }
+        if self.port == 443 {
+            host.to_string()
+        } else {
+            format!("{host}:{}", self.port)
+        }
     }
     /// `https://host[:port]`, no trailing slash: the authority host.
     pub fn authority(&self) -> String {
@@ -25,11 +29,17 @@ impl PublicUrl {
     }
     /// `https://vault.host[:port]`: the vault resource (token audience).
     pub fn vault_resource(&self) -> String {
-        format!("https://{}", self.host_port(&format!("vault.{}", self.host)))
+        format!(
+            "https://{}",
+            self.host_port(&format!("vault.{}", self.host))
+        )
     }
     /// `https://{vault}.vault.host[:port]/`: one vault's URI.
     pub fn vault_uri(&self, vault: &str) -> String {
-        format!("https://{}/", self.host_port(&format!("{vault}.vault.{}", self.host)))
+        format!(
+            "https://{}/",
+            self.host_port(&format!("{vault}.vault.{}", self.host))
+        )
     }
     /// Issuer of v1 tokens of a tenant: `https://host[:port]/{tenant}/`.
     pub fn issuer_v1(&self, tenant: &str) -> String {
@@ -78,10 +88,16 @@ mod tests {
 
     #[test]
     fn urls_omit_default_port() {
-        let p = PublicUrl { host: "keyless.example".into(), port: 443 };
+        let p = PublicUrl {
+            host: "keyless.example".into(),
+            port: 443,
+        };
         assert_eq!(p.authority(), "https://keyless.example");
         assert_eq!(p.vault_uri("v1"), "https://v1.vault.keyless.example/");
-        let p = PublicUrl { host: "localhost".into(), port: 8443 };
+        let p = PublicUrl {
+            host: "localhost".into(),
+            port: 8443,
+        };
         assert_eq!(p.resource_manager(), "https://localhost:8443/");
         assert_eq!(p.vault_resource(), "https://vault.localhost:8443");
         assert_eq!(p.issuer_v2("t"), "https://localhost:8443/t/v2.0");

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use keyless_store::{
-    FederatedCredentialRecord, IdentityRecord, RoleAssignmentRecord, ServicePrincipalRecord,
-    Store, StoreError, SubscriptionRecord,
+    FederatedCredentialRecord, IdentityRecord, RoleAssignmentRecord, ServicePrincipalRecord, Store,
+    StoreError, SubscriptionRecord,
 };
 
 use crate::rbac::Grant;
@@ -36,8 +36,18 @@ impl Snapshot {
     /// Loads a snapshot from the store.
     pub async fn load(store: &dyn Store) -> Result<Snapshot, StoreError> {
         let mut s = Snapshot {
-            tenants: store.list_tenants().await?.into_iter().map(|t| t.id).collect(),
-            subscriptions: store.list_subscriptions().await?.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            tenants: store
+                .list_tenants()
+                .await?
+                .into_iter()
+                .map(|t| t.id)
+                .collect(),
+            subscriptions: store
+                .list_subscriptions()
+                .await?
+                .into_iter()
+                .map(|s| (s.id.clone(), s))
+                .collect(),
             service_principals: store
                 .all_service_principals()
                 .await?
@@ -53,19 +63,35 @@ impl Snapshot {
             ..Snapshot::default()
         };
         for fc in store.all_federated_credentials().await? {
-            s.credentials.entry(fc.identity_principal_id.clone()).or_default().push(fc);
+            s.credentials
+                .entry(fc.identity_principal_id.clone())
+                .or_default()
+                .push(fc);
         }
         s.assignments = store.all_role_assignments().await?;
         for a in &s.assignments {
-            let role_id = a.role_definition_id.rsplit('/').next().unwrap_or_default().to_string();
-            s.grants.entry(a.principal_id.clone()).or_default().push(Grant { scope: a.scope.clone(), role_id });
+            let role_id = a
+                .role_definition_id
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            s.grants
+                .entry(a.principal_id.clone())
+                .or_default()
+                .push(Grant {
+                    scope: a.scope.clone(),
+                    role_id,
+                });
         }
         Ok(s)
     }
 
     /// The tenant a subscription belongs to.
     pub fn subscription_tenant(&self, subscription: &str) -> Option<&str> {
-        self.subscriptions.get(&subscription.to_ascii_lowercase()).map(|s| s.tenant_id.as_str())
+        self.subscriptions
+            .get(&subscription.to_ascii_lowercase())
+            .map(|s| s.tenant_id.as_str())
     }
 
     /// Grants held by a principal.
@@ -85,7 +111,10 @@ pub struct View {
 impl View {
     /// A view over an initial snapshot.
     pub fn new(initial: Snapshot) -> Self {
-        Self { current: ArcSwap::from_pointee(initial), reload: tokio::sync::Mutex::new(()) }
+        Self {
+            current: ArcSwap::from_pointee(initial),
+            reload: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The current snapshot (cheap; lock-free).

@@ -1,1 +1,14 @@
-//! placeholder
+//! Keyless HTTP adapters: the Entra-compatible token service, the ARM-compatible
+//! management API, TLS, and the mapping of domain errors to each protocol's error
+//! shape (one place per protocol).
+#![warn(missing_docs)]
+
+pub mod arm;
+pub mod errors;
+pub mod files;
+pub mod router;
+pub mod serve;
+pub mod sts;
+pub mod tls;
+
+pub use router::{AppState, build_router};

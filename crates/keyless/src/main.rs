@@ -1,1 +1,57 @@
-fn main() {}
+//! `keyless`: the Keyless server and command-line tool.
+
+mod keys;
+mod manage;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Keyless: self-hosted workload identity federation, compatible with Entra ID and
+/// Azure Key Vault clients.
+#[derive(Debug, Parser)]
+#[command(name = "keyless", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the all-in-one server (token service, management API) over HTTPS.
+    Serve(Box<serve::ServeArgs>),
+    /// Manage Keyless' own token signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    #[command(flatten)]
+    Manage(manage::ManageCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    // One crypto provider for the whole process: aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(*args).await,
+            Command::Keys(cmd) => keys::run(cmd).await,
+            Command::Manage(cmd) => manage::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

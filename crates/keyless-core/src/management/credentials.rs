@@ -13,9 +13,12 @@ use crate::keyless::Keyless;
 use crate::names::{check_federated_credential_name, printable};
 use crate::tokens::Caller;
 
-const READ: &str = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read";
-const WRITE: &str = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write";
-const DELETE: &str = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/delete";
+const READ: &str =
+    "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read";
+const WRITE: &str =
+    "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write";
+const DELETE: &str =
+    "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/delete";
 const MAX_FIELD: usize = 600;
 
 /// A validated credential body.
@@ -36,12 +39,16 @@ fn bad(message: impl Into<String>) -> ManagementError {
 }
 
 fn string_field(v: &Value, field: &str) -> Result<String, ManagementError> {
-    let s = v.as_str().ok_or_else(|| bad(format!("The '{field}' property must be a string.")))?;
+    let s = v
+        .as_str()
+        .ok_or_else(|| bad(format!("The '{field}' property must be a string.")))?;
     if s.trim().is_empty() {
         return Err(bad(format!("The '{field}' property must not be empty.")));
     }
     if s.chars().count() > MAX_FIELD {
-        return Err(bad(format!("The '{field}' property is longer than {MAX_FIELD} characters.")));
+        return Err(bad(format!(
+            "The '{field}' property is longer than {MAX_FIELD} characters."
+        )));
     }
     Ok(s.to_string())
 }
@@ -49,7 +56,10 @@ fn string_field(v: &Value, field: &str) -> Result<String, ManagementError> {
 /// Issuers must be absolute `https` URLs with a host and nothing odd in them.
 fn check_issuer(issuer: &str) -> Result<(), ManagementError> {
     let Some(rest) = issuer.strip_prefix("https://") else {
-        return Err(bad(format!("The issuer '{}' is invalid: it must be an https URL.", printable(issuer))));
+        return Err(bad(format!(
+            "The issuer '{}' is invalid: it must be an https URL.",
+            printable(issuer)
+        )));
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let ok = !host.is_empty()
@@ -59,15 +69,25 @@ fn check_issuer(issuer: &str) -> Result<(), ManagementError> {
     if ok {
         Ok(())
     } else {
-        Err(bad(format!("The issuer '{}' is invalid: it must be an https URL with a host and no spaces, credentials or fragment.", printable(issuer))))
+        Err(bad(format!(
+            "The issuer '{}' is invalid: it must be an https URL with a host and no spaces, credentials or fragment.",
+            printable(issuer)
+        )))
     }
 }
 
 impl FederatedCredentialInput {
     /// Validates the properties of a PUT.
-    pub fn from_properties(p: Option<FederatedCredentialProperties>) -> Result<Self, ManagementError> {
+    pub fn from_properties(
+        p: Option<FederatedCredentialProperties>,
+    ) -> Result<Self, ManagementError> {
         let p = p.ok_or_else(|| bad("The 'properties' object is required."))?;
-        let issuer = string_field(p.issuer.as_ref().ok_or_else(|| bad("The 'issuer' property is required."))?, "issuer")?;
+        let issuer = string_field(
+            p.issuer
+                .as_ref()
+                .ok_or_else(|| bad("The 'issuer' property is required."))?,
+            "issuer",
+        )?;
         check_issuer(&issuer)?;
         let audiences = match p.audiences {
             Some(Value::Array(items)) => {
@@ -77,7 +97,10 @@ impl FederatedCredentialInput {
                         items.len()
                     )));
                 }
-                items.iter().map(|a| string_field(a, "audiences")).collect::<Result<Vec<_>, _>>()?
+                items
+                    .iter()
+                    .map(|a| string_field(a, "audiences"))
+                    .collect::<Result<Vec<_>, _>>()?
             }
             Some(_) => return Err(bad("The 'audiences' property must be an array of strings.")),
             None => return Err(bad("The 'audiences' property is required.")),
@@ -89,31 +112,63 @@ impl FederatedCredentialInput {
         let expression = match p.claims_matching_expression {
             None | Some(Value::Null) => None,
             Some(Value::Object(o)) => {
-                let value = string_field(o.get("value").unwrap_or(&Value::Null), "claimsMatchingExpression.value")
-                    .map_err(|_| bad("The 'claimsMatchingExpression.value' property must be a non-empty string."))?;
+                let value = string_field(
+                    o.get("value").unwrap_or(&Value::Null),
+                    "claimsMatchingExpression.value",
+                )
+                .map_err(|_| {
+                    bad("The 'claimsMatchingExpression.value' property must be a non-empty string.")
+                })?;
                 match o.get("languageVersion") {
                     Some(v) if v.as_i64() == Some(1) => {}
-                    _ => return Err(bad("The 'claimsMatchingExpression.languageVersion' property must be 1.")),
+                    _ => {
+                        return Err(bad(
+                            "The 'claimsMatchingExpression.languageVersion' property must be 1.",
+                        ));
+                    }
                 }
                 Expression::parse(&value).map_err(|e| bad(e.to_string()))?;
                 Some(value)
             }
-            Some(_) => return Err(bad("The 'claimsMatchingExpression' property must be an object {\"value\", \"languageVersion\"}.")),
+            Some(_) => {
+                return Err(bad(
+                    "The 'claimsMatchingExpression' property must be an object {\"value\", \"languageVersion\"}.",
+                ));
+            }
         };
         match (&subject, &expression) {
-            (Some(_), Some(_)) => Err(bad("Set either 'subject' or 'claimsMatchingExpression', not both.")),
-            (None, None) => Err(bad("The 'subject' property is required (or a 'claimsMatchingExpression').")),
-            _ => Ok(Self { issuer, subject, audiences, expression }),
+            (Some(_), Some(_)) => Err(bad(
+                "Set either 'subject' or 'claimsMatchingExpression', not both.",
+            )),
+            (None, None) => Err(bad(
+                "The 'subject' property is required (or a 'claimsMatchingExpression').",
+            )),
+            _ => Ok(Self {
+                issuer,
+                subject,
+                audiences,
+                expression,
+            }),
         }
     }
 }
 
 impl Keyless {
-    async fn parent_identity(&self, caller: &Caller, sub: &str, rg: &str, identity: &str) -> Result<(String, keyless_store::IdentityRecord), ManagementError> {
+    async fn parent_identity(
+        &self,
+        caller: &Caller,
+        sub: &str,
+        rg: &str,
+        identity: &str,
+    ) -> Result<(String, keyless_store::IdentityRecord), ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
         crate::names::check_identity_name(identity)?;
         self.existing_group(&sub, rg).await?;
-        let rec = self.store.get_identity(&sub, rg, identity).await?.ok_or_else(|| identity_not_found(rg, identity))?;
+        let rec = self
+            .store
+            .get_identity(&sub, rg, identity)
+            .await?
+            .ok_or_else(|| identity_not_found(rg, identity))?;
         Ok((sub, rec))
     }
 
@@ -130,7 +185,11 @@ impl Keyless {
     ) -> Result<(FederatedCredentialRecord, UpsertOutcome), ManagementError> {
         check_federated_credential_name(name)?;
         let sub_id = self.subscription_in_tenant(caller, sub)?;
-        self.authorize(caller, &federated_credential_id(&sub_id, rg, identity, name), WRITE)?;
+        self.authorize(
+            caller,
+            &federated_credential_id(&sub_id, rg, identity, name),
+            WRITE,
+        )?;
         let (_, parent) = self.parent_identity(caller, sub, rg, identity).await?;
         let now = self.now();
         let rec = FederatedCredentialRecord {
@@ -148,7 +207,10 @@ impl Keyless {
             .upsert_federated_credential(&rec, self.settings.max_federated_credentials)
             .await
             .map_err(|e| match e {
-                keyless_store::StoreError::Conflict(what) => ManagementError::bad_request("BadRequest", format!("{what}. Issuer and subject must be unique per identity.")),
+                keyless_store::StoreError::Conflict(what) => ManagementError::bad_request(
+                    "BadRequest",
+                    format!("{what}. Issuer and subject must be unique per identity."),
+                ),
                 keyless_store::StoreError::ParentNotFound(_) => identity_not_found(rg, identity),
                 other => other.into(),
             })?;
@@ -156,34 +218,79 @@ impl Keyless {
     }
 
     /// Reads a federated credential.
-    pub async fn get_federated_credential(&self, caller: &Caller, sub: &str, rg: &str, identity: &str, name: &str) -> Result<FederatedCredentialRecord, ManagementError> {
+    pub async fn get_federated_credential(
+        &self,
+        caller: &Caller,
+        sub: &str,
+        rg: &str,
+        identity: &str,
+        name: &str,
+    ) -> Result<FederatedCredentialRecord, ManagementError> {
         check_federated_credential_name(name)?;
         let sub_id = self.subscription_in_tenant(caller, sub)?;
-        self.authorize(caller, &federated_credential_id(&sub_id, rg, identity, name), READ)?;
+        self.authorize(
+            caller,
+            &federated_credential_id(&sub_id, rg, identity, name),
+            READ,
+        )?;
         let (_, parent) = self.parent_identity(caller, sub, rg, identity).await?;
-        self.store.get_federated_credential(&parent.principal_id, name).await?.ok_or_else(|| {
-            ManagementError::not_found(
-                "NotFound",
-                format!("The federated identity credential '{}' was not found on identity '{}'.", printable(name), printable(identity)),
-            )
-        })
+        self.store
+            .get_federated_credential(&parent.principal_id, name)
+            .await?
+            .ok_or_else(|| {
+                ManagementError::not_found(
+                    "NotFound",
+                    format!(
+                        "The federated identity credential '{}' was not found on identity '{}'.",
+                        printable(name),
+                        printable(identity)
+                    ),
+                )
+            })
     }
 
     /// Lists the credentials of an identity.
-    pub async fn list_federated_credentials(&self, caller: &Caller, sub: &str, rg: &str, identity: &str) -> Result<Vec<FederatedCredentialRecord>, ManagementError> {
+    pub async fn list_federated_credentials(
+        &self,
+        caller: &Caller,
+        sub: &str,
+        rg: &str,
+        identity: &str,
+    ) -> Result<Vec<FederatedCredentialRecord>, ManagementError> {
         let sub_id = self.subscription_in_tenant(caller, sub)?;
-        self.authorize(caller, &crate::ids::identity_id(&sub_id, rg, identity), READ)?;
+        self.authorize(
+            caller,
+            &crate::ids::identity_id(&sub_id, rg, identity),
+            READ,
+        )?;
         let (_, parent) = self.parent_identity(caller, sub, rg, identity).await?;
-        Ok(self.store.list_federated_credentials(&parent.principal_id).await?)
+        Ok(self
+            .store
+            .list_federated_credentials(&parent.principal_id)
+            .await?)
     }
 
     /// Deletes a credential; `Ok(false)` when it did not exist.
-    pub async fn delete_federated_credential(&self, caller: &Caller, sub: &str, rg: &str, identity: &str, name: &str) -> Result<bool, ManagementError> {
+    pub async fn delete_federated_credential(
+        &self,
+        caller: &Caller,
+        sub: &str,
+        rg: &str,
+        identity: &str,
+        name: &str,
+    ) -> Result<bool, ManagementError> {
         check_federated_credential_name(name)?;
         let sub_id = self.subscription_in_tenant(caller, sub)?;
-        self.authorize(caller, &federated_credential_id(&sub_id, rg, identity, name), DELETE)?;
+        self.authorize(
+            caller,
+            &federated_credential_id(&sub_id, rg, identity, name),
+            DELETE,
+        )?;
         let (_, parent) = self.parent_identity(caller, sub, rg, identity).await?;
-        let deleted = self.store.delete_federated_credential(&parent.principal_id, name).await?;
+        let deleted = self
+            .store
+            .delete_federated_credential(&parent.principal_id, name)
+            .await?;
         self.refreshed(deleted).await
     }
 }
@@ -199,18 +306,47 @@ mod tests {
 
     #[test]
     fn validation() {
-        let ok = props(json!({"issuer": "https://oidc.example/abc", "subject": "system:serviceaccount:ns:sa", "audiences": ["api://AzureADTokenExchange"]}));
+        let ok = props(
+            json!({"issuer": "https://oidc.example/abc", "subject": "system:serviceaccount:ns:sa", "audiences": ["api://AzureADTokenExchange"]}),
+        );
         assert!(FederatedCredentialInput::from_properties(ok).is_ok());
         for (body, needle) in [
-            (json!({"issuer": "http://oidc.example", "subject": "s", "audiences": ["a"]}), "https"),
-            (json!({"issuer": "https://oidc.example", "subject": "s", "audiences": ["a", "b"]}), "exactly one"),
-            (json!({"issuer": "https://oidc.example", "subject": "s", "audiences": []}), "exactly one"),
-            (json!({"issuer": "https://oidc.example", "audiences": ["a"]}), "subject"),
-            (json!({"issuer": "https://oidc.example", "subject": "s".repeat(601), "audiences": ["a"]}), "600"),
-            (json!({"issuer": "https://oidc.example", "subject": 5, "audiences": ["a"]}), "string"),
-            (json!({"issuer": "https:// bad", "subject": "s", "audiences": ["a"]}), "invalid"),
-            (json!({"issuer": "https://o.example", "audiences": ["a"], "claimsMatchingExpression": {"value": "claims['sub'] like 'x'", "languageVersion": 1}}), "position"),
-            (json!({"issuer": "https://o.example", "subject": "s", "audiences": ["a"], "claimsMatchingExpression": {"value": "claims['sub'] eq 'x'", "languageVersion": 1}}), "not both"),
+            (
+                json!({"issuer": "http://oidc.example", "subject": "s", "audiences": ["a"]}),
+                "https",
+            ),
+            (
+                json!({"issuer": "https://oidc.example", "subject": "s", "audiences": ["a", "b"]}),
+                "exactly one",
+            ),
+            (
+                json!({"issuer": "https://oidc.example", "subject": "s", "audiences": []}),
+                "exactly one",
+            ),
+            (
+                json!({"issuer": "https://oidc.example", "audiences": ["a"]}),
+                "subject",
+            ),
+            (
+                json!({"issuer": "https://oidc.example", "subject": "s".repeat(601), "audiences": ["a"]}),
+                "600",
+            ),
+            (
+                json!({"issuer": "https://oidc.example", "subject": 5, "audiences": ["a"]}),
+                "string",
+            ),
+            (
+                json!({"issuer": "https:// bad", "subject": "s", "audiences": ["a"]}),
+                "invalid",
+            ),
+            (
+                json!({"issuer": "https://o.example", "audiences": ["a"], "claimsMatchingExpression": {"value": "claims['sub'] like 'x'", "languageVersion": 1}}),
+                "position",
+            ),
+            (
+                json!({"issuer": "https://o.example", "subject": "s", "audiences": ["a"], "claimsMatchingExpression": {"value": "claims['sub'] eq 'x'", "languageVersion": 1}}),
+                "not both",
+            ),
         ] {
             match FederatedCredentialInput::from_properties(props(body.clone())) {
                 Err(e) => assert!(e.message.contains(needle), "{body}: {}", e.message),

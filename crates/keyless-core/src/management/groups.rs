@@ -12,12 +12,20 @@ use crate::tokens::Caller;
 
 pub(crate) fn check_location(location: Option<&str>) -> Result<String, ManagementError> {
     match location.map(str::trim) {
-        Some(l) if !l.is_empty() && l.len() <= 64 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-') => {
+        Some(l)
+            if !l.is_empty()
+                && l.len() <= 64
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-') =>
+        {
             Ok(l.to_string())
         }
         Some(l) if !l.is_empty() => Err(ManagementError::bad_request(
             "LocationNotAvailableForResourceGroup",
-            format!("The location '{}' is invalid: use letters, digits, spaces or '-'.", crate::names::printable(l)),
+            format!(
+                "The location '{}' is invalid: use letters, digits, spaces or '-'.",
+                crate::names::printable(l)
+            ),
         )),
         _ => Err(ManagementError::bad_request(
             "LocationRequired",
@@ -26,10 +34,15 @@ pub(crate) fn check_location(location: Option<&str>) -> Result<String, Managemen
     }
 }
 
-pub(crate) fn check_tags(tags: Option<Map<String, Value>>) -> Result<Map<String, Value>, ManagementError> {
+pub(crate) fn check_tags(
+    tags: Option<Map<String, Value>>,
+) -> Result<Map<String, Value>, ManagementError> {
     let tags = tags.unwrap_or_default();
     if tags.len() > 50 {
-        return Err(ManagementError::bad_request("InvalidTag", "At most 50 tags are allowed."));
+        return Err(ManagementError::bad_request(
+            "InvalidTag",
+            "At most 50 tags are allowed.",
+        ));
     }
     for (k, v) in &tags {
         let ok = !k.is_empty() && k.len() <= 512 && v.as_str().is_some_and(|s| s.len() <= 256);
@@ -58,7 +71,11 @@ impl Keyless {
     ) -> Result<(ResourceGroupRecord, UpsertOutcome), ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
         check_resource_group_name(name)?;
-        self.authorize(caller, &resource_group_id(&sub, name), "Microsoft.Resources/subscriptions/resourceGroups/write")?;
+        self.authorize(
+            caller,
+            &resource_group_id(&sub, name),
+            "Microsoft.Resources/subscriptions/resourceGroups/write",
+        )?;
         let rec = ResourceGroupRecord {
             subscription_id: sub,
             name: name.to_string(),
@@ -71,35 +88,73 @@ impl Keyless {
     }
 
     /// Reads a resource group.
-    pub async fn get_resource_group(&self, caller: &Caller, sub: &str, name: &str) -> Result<ResourceGroupRecord, ManagementError> {
+    pub async fn get_resource_group(
+        &self,
+        caller: &Caller,
+        sub: &str,
+        name: &str,
+    ) -> Result<ResourceGroupRecord, ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
         check_resource_group_name(name)?;
-        self.authorize(caller, &resource_group_id(&sub, name), "Microsoft.Resources/subscriptions/resourceGroups/read")?;
-        self.store.get_resource_group(&sub, name).await?.ok_or_else(|| group_not_found(name))
+        self.authorize(
+            caller,
+            &resource_group_id(&sub, name),
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+        )?;
+        self.store
+            .get_resource_group(&sub, name)
+            .await?
+            .ok_or_else(|| group_not_found(name))
     }
 
     /// Lists the resource groups of a subscription.
-    pub async fn list_resource_groups(&self, caller: &Caller, sub: &str) -> Result<Vec<ResourceGroupRecord>, ManagementError> {
+    pub async fn list_resource_groups(
+        &self,
+        caller: &Caller,
+        sub: &str,
+    ) -> Result<Vec<ResourceGroupRecord>, ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
         let all = self.store.list_resource_groups(&sub).await?;
         Ok(all
             .into_iter()
-            .filter(|g| self.can(caller, &resource_group_id(&sub, &g.name), "Microsoft.Resources/subscriptions/resourceGroups/read"))
+            .filter(|g| {
+                self.can(
+                    caller,
+                    &resource_group_id(&sub, &g.name),
+                    "Microsoft.Resources/subscriptions/resourceGroups/read",
+                )
+            })
             .collect())
     }
 
     /// Deletes a resource group and everything in it. `Ok(false)` when it did not exist.
-    pub async fn delete_resource_group(&self, caller: &Caller, sub: &str, name: &str) -> Result<bool, ManagementError> {
+    pub async fn delete_resource_group(
+        &self,
+        caller: &Caller,
+        sub: &str,
+        name: &str,
+    ) -> Result<bool, ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
         check_resource_group_name(name)?;
-        self.authorize(caller, &resource_group_id(&sub, name), "Microsoft.Resources/subscriptions/resourceGroups/delete")?;
+        self.authorize(
+            caller,
+            &resource_group_id(&sub, name),
+            "Microsoft.Resources/subscriptions/resourceGroups/delete",
+        )?;
         let deleted = self.store.delete_resource_group(&sub, name).await?;
         self.refreshed(deleted).await
     }
 
     /// Resolves a group the caller can see, or 404.
-    pub(crate) async fn existing_group(&self, sub: &str, name: &str) -> Result<ResourceGroupRecord, ManagementError> {
+    pub(crate) async fn existing_group(
+        &self,
+        sub: &str,
+        name: &str,
+    ) -> Result<ResourceGroupRecord, ManagementError> {
         check_resource_group_name(name)?;
-        self.store.get_resource_group(sub, name).await?.ok_or_else(|| group_not_found(name))
+        self.store
+            .get_resource_group(sub, name)
+            .await?
+            .ok_or_else(|| group_not_found(name))
     }
 }

@@ -41,7 +41,13 @@ impl Keyless {
         check_identity_name(name)?;
         self.authorize(caller, &identity_id(&sub, rg, name), WRITE)?;
         let group = self.existing_group(&sub, rg).await?;
-        let internal = |_| ManagementError::new(crate::error::ErrorKind::Internal, "InternalServerError", "random generator failed");
+        let internal = |_| {
+            ManagementError::new(
+                crate::error::ErrorKind::Internal,
+                "InternalServerError",
+                "random generator failed",
+            )
+        };
         let rec = IdentityRecord {
             subscription_id: sub,
             resource_group: group.name,
@@ -58,27 +64,50 @@ impl Keyless {
     }
 
     /// Reads an identity.
-    pub async fn get_identity(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<IdentityRecord, ManagementError> {
+    pub async fn get_identity(
+        &self,
+        caller: &Caller,
+        sub: &str,
+        rg: &str,
+        name: &str,
+    ) -> Result<IdentityRecord, ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
         check_identity_name(name)?;
         self.authorize(caller, &identity_id(&sub, rg, name), READ)?;
         self.existing_group(&sub, rg).await?;
-        self.store.get_identity(&sub, rg, name).await?.ok_or_else(|| identity_not_found(rg, name))
+        self.store
+            .get_identity(&sub, rg, name)
+            .await?
+            .ok_or_else(|| identity_not_found(rg, name))
     }
 
     /// Lists identities of a subscription or of one group.
-    pub async fn list_identities(&self, caller: &Caller, sub: &str, rg: Option<&str>) -> Result<Vec<IdentityRecord>, ManagementError> {
+    pub async fn list_identities(
+        &self,
+        caller: &Caller,
+        sub: &str,
+        rg: Option<&str>,
+    ) -> Result<Vec<IdentityRecord>, ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
         if let Some(rg) = rg {
             self.existing_group(&sub, rg).await?;
             self.authorize(caller, &resource_group_id(&sub, rg), READ)?;
         }
         let all = self.store.list_identities(&sub, rg).await?;
-        Ok(all.into_iter().filter(|i| self.can(caller, &identity_id(&sub, &i.resource_group, &i.name), READ)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|i| self.can(caller, &identity_id(&sub, &i.resource_group, &i.name), READ))
+            .collect())
     }
 
     /// Deletes an identity with its credentials and role assignments.
-    pub async fn delete_identity(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<bool, ManagementError> {
+    pub async fn delete_identity(
+        &self,
+        caller: &Caller,
+        sub: &str,
+        rg: &str,
+        name: &str,
+    ) -> Result<bool, ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
         check_identity_name(name)?;
         self.authorize(caller, &identity_id(&sub, rg, name), DELETE)?;

@@ -19,7 +19,12 @@ impl Keyless {
     /// Checks that `caller` may perform `action` at `scope`. A scope in another
     /// tenant's subscription is "not found", never "forbidden", so tenants cannot probe
     /// each other.
-    pub fn authorize(&self, caller: &Caller, scope: &str, action: &str) -> Result<(), ManagementError> {
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        action: &str,
+    ) -> Result<(), ManagementError> {
         let snap = self.snapshot();
         if let Some(sub) = subscription_of(scope)
             && snap.subscription_tenant(&sub) != Some(caller.tenant_id.as_str())
@@ -52,7 +57,13 @@ impl Keyless {
             .subscriptions
             .values()
             .filter(|s| s.tenant_id == caller.tenant_id)
-            .filter(|s| self.can(caller, &crate::ids::subscription_id(&s.id), "Microsoft.Resources/subscriptions/read"))
+            .filter(|s| {
+                self.can(
+                    caller,
+                    &crate::ids::subscription_id(&s.id),
+                    "Microsoft.Resources/subscriptions/read",
+                )
+            })
             .cloned()
             .collect();
         subs.sort_by(|a, b| a.id.cmp(&b.id));
@@ -60,14 +71,30 @@ impl Keyless {
     }
 
     /// One subscription of the caller's tenant.
-    pub fn get_subscription(&self, caller: &Caller, sub: &str) -> Result<keyless_store::SubscriptionRecord, ManagementError> {
+    pub fn get_subscription(
+        &self,
+        caller: &Caller,
+        sub: &str,
+    ) -> Result<keyless_store::SubscriptionRecord, ManagementError> {
         let id = crate::names::parse_guid(sub).ok_or_else(|| invalid_subscription(sub))?;
-        self.authorize(caller, &crate::ids::subscription_id(&id), "Microsoft.Resources/subscriptions/read")?;
-        self.snapshot().subscriptions.get(&id).cloned().ok_or_else(|| subscription_not_found(&id))
+        self.authorize(
+            caller,
+            &crate::ids::subscription_id(&id),
+            "Microsoft.Resources/subscriptions/read",
+        )?;
+        self.snapshot()
+            .subscriptions
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| subscription_not_found(&id))
     }
 
     /// Validates the subscription path segment (a GUID of the caller's tenant).
-    pub(crate) fn subscription_in_tenant(&self, caller: &Caller, sub: &str) -> Result<String, ManagementError> {
+    pub(crate) fn subscription_in_tenant(
+        &self,
+        caller: &Caller,
+        sub: &str,
+    ) -> Result<String, ManagementError> {
         let id = crate::names::parse_guid(sub).ok_or_else(|| invalid_subscription(sub))?;
         match self.snapshot().subscription_tenant(&id) {
             Some(t) if t == caller.tenant_id => Ok(id),
@@ -84,17 +111,26 @@ impl Keyless {
 fn invalid_subscription(sub: &str) -> ManagementError {
     ManagementError::bad_request(
         "InvalidSubscriptionId",
-        format!("The provided subscription identifier '{}' is malformed or invalid.", crate::names::printable(sub)),
+        format!(
+            "The provided subscription identifier '{}' is malformed or invalid.",
+            crate::names::printable(sub)
+        ),
     )
 }
 
 pub(crate) fn subscription_not_found(sub: &str) -> ManagementError {
-    ManagementError::not_found("SubscriptionNotFound", format!("The subscription '{sub}' could not be found."))
+    ManagementError::not_found(
+        "SubscriptionNotFound",
+        format!("The subscription '{sub}' could not be found."),
+    )
 }
 
 pub(crate) fn group_not_found(rg: &str) -> ManagementError {
     ManagementError::not_found(
         "ResourceGroupNotFound",
-        format!("Resource group '{}' could not be found.", crate::names::printable(rg)),
+        format!(
+            "Resource group '{}' could not be found.",
+            crate::names::printable(rg)
+        ),
     )
 }

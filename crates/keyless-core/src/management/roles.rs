@@ -35,9 +35,21 @@ fn bad(code: &str, message: impl Into<String>) -> ManagementError {
 
 impl RoleAssignmentInput {
     /// Validates the properties of a PUT.
-    pub fn from_properties(p: Option<RoleAssignmentPutProperties>) -> Result<Self, ManagementError> {
-        let p = p.ok_or_else(|| bad("InvalidRequestContent", "The 'properties' object is required."))?;
-        let rd = p.role_definition_id.ok_or_else(|| bad("InvalidRoleDefinitionId", "The 'roleDefinitionId' property is required."))?;
+    pub fn from_properties(
+        p: Option<RoleAssignmentPutProperties>,
+    ) -> Result<Self, ManagementError> {
+        let p = p.ok_or_else(|| {
+            bad(
+                "InvalidRequestContent",
+                "The 'properties' object is required.",
+            )
+        })?;
+        let rd = p.role_definition_id.ok_or_else(|| {
+            bad(
+                "InvalidRoleDefinitionId",
+                "The 'roleDefinitionId' property is required.",
+            )
+        })?;
         let guid = rd.rsplit('/').next().unwrap_or_default();
         let role = parse_guid(guid).and_then(|g| builtin_role(&g)).ok_or_else(|| {
             bad(
@@ -49,15 +61,45 @@ impl RoleAssignmentInput {
             .principal_id
             .as_deref()
             .and_then(parse_guid)
-            .ok_or_else(|| bad("InvalidPrincipalId", "The 'principalId' property must be a GUID (the principal's object id)."))?;
-        let principal_type = p.principal_type.unwrap_or_else(|| "ServicePrincipal".into());
-        if !["ServicePrincipal", "User", "Group", "ForeignGroup", "Device"].iter().any(|t| t.eq_ignore_ascii_case(&principal_type)) {
-            return Err(bad("InvalidPrincipalType", format!("Principal type '{}' is not valid.", printable(&principal_type))));
+            .ok_or_else(|| {
+                bad(
+                    "InvalidPrincipalId",
+                    "The 'principalId' property must be a GUID (the principal's object id).",
+                )
+            })?;
+        let principal_type = p
+            .principal_type
+            .unwrap_or_else(|| "ServicePrincipal".into());
+        if ![
+            "ServicePrincipal",
+            "User",
+            "Group",
+            "ForeignGroup",
+            "Device",
+        ]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(&principal_type))
+        {
+            return Err(bad(
+                "InvalidPrincipalType",
+                format!(
+                    "Principal type '{}' is not valid.",
+                    printable(&principal_type)
+                ),
+            ));
         }
         if p.description.as_ref().is_some_and(|d| d.len() > 2048) {
-            return Err(bad("InvalidRequestContent", "The description is longer than 2048 characters."));
+            return Err(bad(
+                "InvalidRequestContent",
+                "The description is longer than 2048 characters.",
+            ));
         }
-        Ok(Self { role, principal_id, principal_type, description: p.description })
+        Ok(Self {
+            role,
+            principal_id,
+            principal_type,
+            description: p.description,
+        })
     }
 }
 
@@ -72,8 +114,20 @@ impl Keyless {
         {
             return Err(subscription_not_found(sub));
         }
-        if let Scope::ResourceGroup { subscription, group } | Scope::Resource { subscription, group, .. } = &parsed
-            && self.store.get_resource_group(subscription, group).await?.is_none()
+        if let Scope::ResourceGroup {
+            subscription,
+            group,
+        }
+        | Scope::Resource {
+            subscription,
+            group,
+            ..
+        } = &parsed
+            && self
+                .store
+                .get_resource_group(subscription, group)
+                .await?
+                .is_none()
         {
             return Err(group_not_found(group));
         }
@@ -81,66 +135,128 @@ impl Keyless {
     }
 
     /// The built-in role definitions visible at a scope, optionally filtered by name.
-    pub async fn list_role_definitions(&self, caller: &Caller, scope: &str, role_name: Option<&str>) -> Result<Vec<&'static RoleDefinition>, ManagementError> {
+    pub async fn list_role_definitions(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        role_name: Option<&str>,
+    ) -> Result<Vec<&'static RoleDefinition>, ManagementError> {
         self.checked_scope(caller, scope).await?;
         self.authorize(caller, scope, DEFINITION_READ)?;
-        Ok(BUILTIN_ROLES.iter().filter(|r| role_name.is_none_or(|n| r.name.eq_ignore_ascii_case(n))).collect())
+        Ok(BUILTIN_ROLES
+            .iter()
+            .filter(|r| role_name.is_none_or(|n| r.name.eq_ignore_ascii_case(n)))
+            .collect())
     }
 
     /// One built-in role definition.
-    pub async fn get_role_definition(&self, caller: &Caller, scope: &str, id: &str) -> Result<&'static RoleDefinition, ManagementError> {
+    pub async fn get_role_definition(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        id: &str,
+    ) -> Result<&'static RoleDefinition, ManagementError> {
         self.checked_scope(caller, scope).await?;
         self.authorize(caller, scope, DEFINITION_READ)?;
-        parse_guid(id).and_then(|g| builtin_role(&g)).ok_or_else(|| {
-            ManagementError::not_found("RoleDefinitionDoesNotExist", format!("The role definition '{}' does not exist.", printable(id)))
-        })
+        parse_guid(id)
+            .and_then(|g| builtin_role(&g))
+            .ok_or_else(|| {
+                ManagementError::not_found(
+                    "RoleDefinitionDoesNotExist",
+                    format!("The role definition '{}' does not exist.", printable(id)),
+                )
+            })
     }
 
     /// Creates a role assignment at `scope`.
-    pub async fn put_role_assignment(&self, caller: &Caller, scope: &str, name: &str, input: RoleAssignmentInput) -> Result<RoleAssignmentRecord, ManagementError> {
-        let name = parse_guid(name).ok_or_else(|| bad("InvalidRoleAssignmentId", format!("The role assignment ID '{}' is not valid: it must be a GUID.", printable(name))))?;
+    pub async fn put_role_assignment(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        name: &str,
+        input: RoleAssignmentInput,
+    ) -> Result<RoleAssignmentRecord, ManagementError> {
+        let name = parse_guid(name).ok_or_else(|| {
+            bad(
+                "InvalidRoleAssignmentId",
+                format!(
+                    "The role assignment ID '{}' is not valid: it must be a GUID.",
+                    printable(name)
+                ),
+            )
+        })?;
         self.checked_scope(caller, scope).await?;
         self.authorize(caller, scope, ASSIGN_WRITE)?;
         let snap = self.snapshot();
-        let principal_known = snap.identities_by_client.values().any(|i| i.principal_id == input.principal_id && i.tenant_id == caller.tenant_id)
-            || snap.service_principals.values().any(|s| s.principal_id == input.principal_id && s.tenant_id == caller.tenant_id);
+        let principal_known =
+            snap.identities_by_client
+                .values()
+                .any(|i| i.principal_id == input.principal_id && i.tenant_id == caller.tenant_id)
+                || snap.service_principals.values().any(|s| {
+                    s.principal_id == input.principal_id && s.tenant_id == caller.tenant_id
+                });
         if !principal_known {
             return Err(bad(
                 "PrincipalNotFound",
-                format!("Principal {} does not exist in the directory {}. Use the identity's principalId (object id), not its clientId.", input.principal_id, caller.tenant_id),
+                format!(
+                    "Principal {} does not exist in the directory {}. Use the identity's principalId (object id), not its clientId.",
+                    input.principal_id, caller.tenant_id
+                ),
             ));
         }
         if let Some(existing) = snap.assignments.iter().find(|a| a.name == name) {
             let same = existing.principal_id == input.principal_id
                 && crate::ids::same_id(&existing.scope, scope)
-                && existing.role_definition_id.to_ascii_lowercase().ends_with(input.role.id);
+                && existing
+                    .role_definition_id
+                    .to_ascii_lowercase()
+                    .ends_with(input.role.id);
             if same {
                 // PUT is idempotent: the same assignment again is a success.
                 return Ok(existing.clone());
             }
-            return Err(ManagementError::conflict("RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated."));
+            return Err(ManagementError::conflict(
+                "RoleAssignmentUpdateNotPermitted",
+                "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
+            ));
         }
         let sub = Scope::parse(scope).and_then(|s| s.subscription().map(str::to_string));
         let rec = RoleAssignmentRecord {
             name,
             tenant_id: caller.tenant_id.clone(),
-            scope: if scope.is_empty() { "/".into() } else { scope.to_string() },
+            scope: if scope.is_empty() {
+                "/".into()
+            } else {
+                scope.to_string()
+            },
             role_definition_id: crate::ids::role_definition_id(sub.as_deref(), input.role.id),
             principal_id: input.principal_id,
             principal_type: input.principal_type,
             description: input.description,
             created_at: self.now(),
         };
-        self.store.insert_role_assignment(&rec).await.map_err(|e| match e {
-            keyless_store::StoreError::Conflict(_) => ManagementError::conflict("RoleAssignmentExists", "The role assignment already exists."),
-            other => other.into(),
-        })?;
+        self.store
+            .insert_role_assignment(&rec)
+            .await
+            .map_err(|e| match e {
+                keyless_store::StoreError::Conflict(_) => ManagementError::conflict(
+                    "RoleAssignmentExists",
+                    "The role assignment already exists.",
+                ),
+                other => other.into(),
+            })?;
         self.refreshed(rec).await
     }
 
     /// Role assignments relevant at `scope` (at, above or below it) in the caller's
     /// tenant, optionally only one principal's, or only those at or above the scope.
-    pub async fn list_role_assignments(&self, caller: &Caller, scope: &str, principal: Option<&str>, at_scope_only: bool) -> Result<Vec<RoleAssignmentRecord>, ManagementError> {
+    pub async fn list_role_assignments(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        principal: Option<&str>,
+        at_scope_only: bool,
+    ) -> Result<Vec<RoleAssignmentRecord>, ManagementError> {
         self.checked_scope(caller, scope).await?;
         self.authorize(caller, scope, ASSIGN_READ)?;
         let principal = principal.map(str::to_ascii_lowercase);
@@ -149,34 +265,56 @@ impl Keyless {
             .assignments
             .iter()
             .filter(|a| a.tenant_id == caller.tenant_id)
-            .filter(|a| scope_contains(&a.scope, scope) || (!at_scope_only && scope_contains(scope, &a.scope)))
+            .filter(|a| {
+                scope_contains(&a.scope, scope)
+                    || (!at_scope_only && scope_contains(scope, &a.scope))
+            })
             .filter(|a| principal.as_ref().is_none_or(|p| &a.principal_id == p))
             .cloned()
             .collect())
     }
 
     /// One role assignment by scope and name.
-    pub async fn get_role_assignment(&self, caller: &Caller, scope: &str, name: &str) -> Result<RoleAssignmentRecord, ManagementError> {
+    pub async fn get_role_assignment(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        name: &str,
+    ) -> Result<RoleAssignmentRecord, ManagementError> {
         self.checked_scope(caller, scope).await?;
         self.authorize(caller, scope, ASSIGN_READ)?;
         self.snapshot()
             .assignments
             .iter()
-            .find(|a| a.tenant_id == caller.tenant_id && a.name.eq_ignore_ascii_case(name) && crate::ids::same_id(&a.scope, scope))
+            .find(|a| {
+                a.tenant_id == caller.tenant_id
+                    && a.name.eq_ignore_ascii_case(name)
+                    && crate::ids::same_id(&a.scope, scope)
+            })
             .cloned()
-            .ok_or_else(|| ManagementError::not_found("RoleAssignmentNotFound", format!("The role assignment '{}' is not found.", printable(name))))
+            .ok_or_else(|| {
+                ManagementError::not_found(
+                    "RoleAssignmentNotFound",
+                    format!("The role assignment '{}' is not found.", printable(name)),
+                )
+            })
     }
 
     /// Deletes a role assignment; `Ok(None)` when it did not exist.
-    pub async fn delete_role_assignment(&self, caller: &Caller, scope: &str, name: &str) -> Result<Option<RoleAssignmentRecord>, ManagementError> {
+    pub async fn delete_role_assignment(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        name: &str,
+    ) -> Result<Option<RoleAssignmentRecord>, ManagementError> {
         self.checked_scope(caller, scope).await?;
         self.authorize(caller, scope, ASSIGN_DELETE)?;
         let snap = self.snapshot();
-        let Some(found) = snap
-            .assignments
-            .iter()
-            .find(|a| a.tenant_id == caller.tenant_id && a.name.eq_ignore_ascii_case(name) && crate::ids::same_id(&a.scope, scope))
-        else {
+        let Some(found) = snap.assignments.iter().find(|a| {
+            a.tenant_id == caller.tenant_id
+                && a.name.eq_ignore_ascii_case(name)
+                && crate::ids::same_id(&a.scope, scope)
+        }) else {
             return Ok(None);
         };
         let deleted = self.store.delete_role_assignment(&found.name).await?;

@@ -4,5 +4,5 @@
 mod eval;
 mod roles;
 
-pub use eval::{action_matches, is_allowed, Grant};
-pub use roles::{builtin_role, builtin_role_by_name, RoleDefinition, BUILTIN_ROLES, OWNER};
+pub use eval::{Grant, action_matches, is_allowed};
+pub use roles::{BUILTIN_ROLES, OWNER, RoleDefinition, builtin_role, builtin_role_by_name};

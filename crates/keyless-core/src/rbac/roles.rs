@@ -123,5 +123,7 @@ pub fn builtin_role(id: &str) -> Option<&'static RoleDefinition> {
 
 /// A built-in role by display name (case-insensitive).
 pub fn builtin_role_by_name(name: &str) -> Option<&'static RoleDefinition> {
-    BUILTIN_ROLES.iter().find(|r| r.name.eq_ignore_ascii_case(name))
+    BUILTIN_ROLES
+        .iter()
+        .find(|r| r.name.eq_ignore_ascii_case(name))
 }

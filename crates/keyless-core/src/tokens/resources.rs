@@ -29,9 +29,15 @@ pub fn resolve_resource(public: &PublicUrl, uri: &str) -> Option<Resource> {
         return None;
     }
     if trimmed.eq_ignore_ascii_case(rm.trim_end_matches('/')) {
-        Some(Resource { kind: ResourceKind::ResourceManager, audience: rm })
+        Some(Resource {
+            kind: ResourceKind::ResourceManager,
+            audience: rm,
+        })
     } else if trimmed.eq_ignore_ascii_case(&vault) {
-        Some(Resource { kind: ResourceKind::Vault, audience: vault })
+        Some(Resource {
+            kind: ResourceKind::Vault,
+            audience: vault,
+        })
     } else {
         None
     }
@@ -67,16 +73,37 @@ mod tests {
     use super::*;
 
     fn p() -> PublicUrl {
-        PublicUrl { host: "localhost".into(), port: 8443 }
+        PublicUrl {
+            host: "localhost".into(),
+            port: 8443,
+        }
     }
 
     #[test]
     fn scopes() {
-        assert_eq!(resolve_scope(&p(), "https://localhost:8443/.default").map(|r| r.kind), Ok(ResourceKind::ResourceManager));
-        assert_eq!(resolve_scope(&p(), "https://localhost:8443//.default").map(|r| r.kind), Ok(ResourceKind::ResourceManager));
-        assert_eq!(resolve_scope(&p(), "https://vault.localhost:8443/.default").map(|r| r.kind), Ok(ResourceKind::Vault));
-        assert_eq!(resolve_scope(&p(), "https://vault.localhost:8443").map(|r| r.kind), Err(ScopeError::NotDefault));
-        assert_eq!(resolve_scope(&p(), "a/.default b/.default"), Err(ScopeError::NotSingle));
-        assert!(matches!(resolve_scope(&p(), "https://graph.microsoft.com/.default"), Err(ScopeError::UnknownResource(_))));
+        assert_eq!(
+            resolve_scope(&p(), "https://localhost:8443/.default").map(|r| r.kind),
+            Ok(ResourceKind::ResourceManager)
+        );
+        assert_eq!(
+            resolve_scope(&p(), "https://localhost:8443//.default").map(|r| r.kind),
+            Ok(ResourceKind::ResourceManager)
+        );
+        assert_eq!(
+            resolve_scope(&p(), "https://vault.localhost:8443/.default").map(|r| r.kind),
+            Ok(ResourceKind::Vault)
+        );
+        assert_eq!(
+            resolve_scope(&p(), "https://vault.localhost:8443").map(|r| r.kind),
+            Err(ScopeError::NotDefault)
+        );
+        assert_eq!(
+            resolve_scope(&p(), "a/.default b/.default"),
+            Err(ScopeError::NotSingle)
+        );
+        assert!(matches!(
+            resolve_scope(&p(), "https://graph.microsoft.com/.default"),
+            Err(ScopeError::UnknownResource(_))
+        ));
     }
 }

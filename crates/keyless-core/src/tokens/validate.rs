@@ -34,7 +34,9 @@ pub enum TokenRejection {
     #[error("the access token is invalid: {0}")]
     InvalidClaims(String),
     /// Issued for another resource.
-    #[error("the access token's audience '{found}' is not valid for this resource (expected '{expected}')")]
+    #[error(
+        "the access token's audience '{found}' is not valid for this resource (expected '{expected}')"
+    )]
     WrongAudience {
         /// `aud` of the token.
         found: String,
@@ -53,16 +55,22 @@ pub enum TokenRejection {
     },
 }
 
-fn str_claim<'a>(c: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> Result<&'a str, TokenRejection> {
-    c.get(k)
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| TokenRejection::InvalidClaims(format!("claim '{k}' is missing or not a string")))
+fn str_claim<'a>(
+    c: &'a serde_json::Map<String, serde_json::Value>,
+    k: &str,
+) -> Result<&'a str, TokenRejection> {
+    c.get(k).and_then(|v| v.as_str()).ok_or_else(|| {
+        TokenRejection::InvalidClaims(format!("claim '{k}' is missing or not a string"))
+    })
 }
 
-fn int_claim(c: &serde_json::Map<String, serde_json::Value>, k: &str) -> Result<i64, TokenRejection> {
-    c.get(k)
-        .and_then(|v| v.as_i64())
-        .ok_or_else(|| TokenRejection::InvalidClaims(format!("claim '{k}' is missing or not an integer")))
+fn int_claim(
+    c: &serde_json::Map<String, serde_json::Value>,
+    k: &str,
+) -> Result<i64, TokenRejection> {
+    c.get(k).and_then(|v| v.as_i64()).ok_or_else(|| {
+        TokenRejection::InvalidClaims(format!("claim '{k}' is missing or not an integer"))
+    })
 }
 
 /// Validates `token` for the resource whose audience is `audience` (a trailing `/` on
@@ -75,25 +83,34 @@ pub fn validate_access_token(
     now: i64,
     leeway: i64,
 ) -> Result<Caller, TokenRejection> {
-    let jwt = UnverifiedJwt::parse(token, MAX_TOKEN_BYTES).map_err(|e| TokenRejection::Malformed(e.to_string()))?;
+    let jwt = UnverifiedJwt::parse(token, MAX_TOKEN_BYTES)
+        .map_err(|e| TokenRejection::Malformed(e.to_string()))?;
     let kid = jwt.kid().map(str::to_string);
     let key = kid
         .as_deref()
         .and_then(|k| ring.by_kid(k))
         .ok_or_else(|| TokenRejection::UnknownKey(kid.clone()))?;
-    jwt.verify(&key.verifier, &[key.signer.alg()]).map_err(|_| TokenRejection::BadSignature)?;
+    jwt.verify(&key.verifier, &[key.signer.alg()])
+        .map_err(|_| TokenRejection::BadSignature)?;
     let c = jwt.claims();
     let tid = str_claim(c, "tid")?;
     if tid != key.record.tenant_id {
-        return Err(TokenRejection::InvalidClaims("the token's tenant does not match its signing key".into()));
+        return Err(TokenRejection::InvalidClaims(
+            "the token's tenant does not match its signing key".into(),
+        ));
     }
     let iss = str_claim(c, "iss")?;
     if iss != public.issuer_v1(tid) && iss != public.issuer_v2(tid) {
-        return Err(TokenRejection::InvalidClaims(format!("issuer '{iss}' is not this server's")));
+        return Err(TokenRejection::InvalidClaims(format!(
+            "issuer '{iss}' is not this server's"
+        )));
     }
     let aud = str_claim(c, "aud")?;
     if aud.trim_end_matches('/') != audience.trim_end_matches('/') {
-        return Err(TokenRejection::WrongAudience { found: aud.to_string(), expected: audience.to_string() });
+        return Err(TokenRejection::WrongAudience {
+            found: aud.to_string(),
+            expected: audience.to_string(),
+        });
     }
     let (nbf, exp) = (int_claim(c, "nbf")?, int_claim(c, "exp")?);
     if now + leeway < nbf || now - leeway >= exp {

@@ -1,0 +1,66 @@
+//! Bearer authentication of management calls.
+
+use axum::http::{HeaderMap, StatusCode, header};
+use keyless_core::Keyless;
+use keyless_core::tokens::{Caller, TokenRejection, validate_access_token};
+
+use crate::errors::ArmResponseError;
+
+/// Authenticates the caller from `Authorization: Bearer …` for the resource manager.
+pub fn authenticate(keyless: &Keyless, headers: &HeaderMap) -> Result<Caller, ArmResponseError> {
+    let public = &keyless.settings().public;
+    let challenge = format!(
+        "Bearer authorization_uri=\"{}\", error=\"invalid_token\"",
+        public.authority()
+    );
+    let fail = |code: &str, message: String| {
+        let mut e = ArmResponseError::new(StatusCode::UNAUTHORIZED, code, message);
+        e.challenge = Some(challenge.clone());
+        e
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(fail(
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.".into(),
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            fail(
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header must be 'Bearer <token>'."
+                    .into(),
+            )
+        })?;
+    let ring = keyless.key_ring();
+    validate_access_token(
+        token,
+        &ring,
+        public,
+        &public.resource_manager(),
+        keyless.now(),
+        keyless.settings().clock_leeway_secs,
+    )
+    .map_err(|r| {
+        let code = match r {
+            TokenRejection::WrongAudience { .. } => "InvalidAuthenticationTokenAudience",
+            TokenRejection::Expired { .. } => "ExpiredAuthenticationToken",
+            _ => "InvalidAuthenticationToken",
+        };
+        fail(
+            code,
+            format!(
+                "{r}. Get a token for '{}' from this server.",
+                public.resource_manager()
+            ),
+        )
+    })
+}

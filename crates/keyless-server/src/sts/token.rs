@@ -1,0 +1,153 @@
+//! `POST /{tenant}/oauth2/v2.0/token` and `POST /{tenant}/oauth2/token`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use keyless_core::grant::{Endpoint, GrantError, OAuthError};
+use keyless_proto::oauth::{TokenRequest, TokenResponseV1, TokenResponseV2};
+
+use crate::errors::{correlation_id, no_store, oauth_error};
+use crate::router::AppState;
+
+/// Largest token request form (an assertion is at most 16 KiB; MSAL adds claims and
+/// telemetry).
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, GrantError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(GrantError::new(
+            OAuthError::InvalidRequest,
+            900144,
+            "The request body must be application/x-www-form-urlencoded.",
+        ));
+    }
+    let mut req: TokenRequest = serde_urlencoded::from_bytes(body).map_err(|e| {
+        GrantError::new(
+            OAuthError::InvalidRequest,
+            900144,
+            format!("The request body is not a valid form: {e}."),
+        )
+    })?;
+    // client_secret_basic: credentials in the Authorization header.
+    if req.client_secret.is_none()
+        && let Some((id, secret)) = basic_credentials(headers)
+    {
+        if req.client_id.as_deref().is_some_and(|c| c != id) {
+            return Err(GrantError::new(
+                OAuthError::InvalidRequest,
+                900144,
+                "client_id differs between the body and the Authorization header.",
+            ));
+        }
+        req.client_id = Some(id);
+        req.client_secret = Some(secret);
+    }
+    Ok(req)
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let b64 = v
+        .strip_prefix("Basic ")
+        .or_else(|| v.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let dec = |s: &str| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+            .ok()?
+            .pop()
+            .map(|(_, v)| v)
+    };
+    Some((dec(id)?, dec(secret)?))
+}
+
+fn answer(
+    state: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    endpoint: Endpoint,
+) -> Response {
+    let correlation = correlation_id(headers);
+    let keyless = &state.keyless;
+    let result =
+        parse_form(headers, body).and_then(|req| keyless.token_request(tenant, &req, endpoint));
+    let mut resp = match result {
+        Ok(t) => match endpoint {
+            Endpoint::V2 => Json(TokenResponseV2 {
+                token_type: "Bearer".into(),
+                expires_in: t.expires_in,
+                ext_expires_in: t.expires_in,
+                access_token: t.access_token,
+                refresh_in: None,
+            })
+            .into_response(),
+            Endpoint::V1 => Json(TokenResponseV1 {
+                token_type: "Bearer".into(),
+                expires_in: t.expires_in.to_string(),
+                ext_expires_in: t.expires_in.to_string(),
+                expires_on: t.expires_on.to_string(),
+                not_before: t.not_before.to_string(),
+                resource: t.resource,
+                access_token: t.access_token,
+            })
+            .into_response(),
+        },
+        Err(e) => {
+            tracing::info!(
+                code = e.code,
+                error = e.error.as_str(),
+                "token request refused"
+            );
+            oauth_error(
+                &e,
+                &keyless.settings().public.authority(),
+                &correlation,
+                keyless.now(),
+            )
+        }
+    };
+    let h = resp.headers_mut();
+    no_store(h);
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&correlation) {
+        h.insert("client-request-id", v);
+    }
+    resp
+}
+
+/// v2 token endpoint.
+pub async fn token_v2(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&state, &tenant, &headers, &body, Endpoint::V2)
+}
+
+/// v1 token endpoint.
+pub async fn token_v1(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&state, &tenant, &headers, &body, Endpoint::V1)
+}

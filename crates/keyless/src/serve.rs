@@ -1,0 +1,261 @@
+//! `keyless serve`: the all-in-one server. Owns the data directory layout:
+//!
+//! | file | what |
+//! |---|---|
+//! | `keyless.db` | SQLite database (unless `--database-url`) |
+//! | `kek` | key-encryption key, mode 0600 (unless `KEYLESS_KEK`) |
+//! | `ca.pem`, `ca-key.pem` | the local CA clients trust (key 0600) |
+//! | `server.pem`, `server-key.pem` | the HTTPS certificate (key 0600) |
+//! | `admin.json` | the bootstrap admin credential, mode 0600 |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use clap::{Args, ValueEnum};
+use keyless_core::{Keyless, PublicUrl, Settings, SystemClock};
+use keyless_jose::{Alg, Kek};
+use keyless_server::files::write_private;
+use keyless_store::sqlite::SqliteStore;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Options of `keyless serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory holding the database, keys, certificates and admin.json.
+    #[arg(long, env = "KEYLESS_DATA_DIR", default_value = "./keyless-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the ready line tells which).
+    #[arg(long, env = "KEYLESS_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// Host name in every URL Keyless publishes (`https://HOST:PORT`); vaults live at
+    /// `https://{vault}.vault.HOST:PORT`.
+    #[arg(long, env = "KEYLESS_PUBLIC_HOST", default_value = "localhost")]
+    pub public_host: String,
+    /// Database URL (`sqlite://path`); default: `keyless.db` in the data directory.
+    #[arg(long, env = "KEYLESS_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Server certificate chain (PEM); default: generated from a local CA.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Extra root certificate (PEM) trusted when fetching issuer metadata; repeatable.
+    #[arg(long)]
+    pub trust_ca: Vec<PathBuf>,
+    /// Allow issuers on loopback and private addresses (private clusters, tests).
+    #[arg(long)]
+    pub allow_private_issuers: bool,
+    /// Lifetime of access tokens, seconds.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(300..=86400))]
+    pub token_lifetime: i64,
+    /// Algorithm of new token signing keys.
+    #[arg(long, default_value = "ES256", value_parser = parse_alg)]
+    pub signing_alg: Alg,
+    /// Seconds a rotated signing key is published before it signs.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=2_592_000))]
+    pub key_prepublish: i64,
+    /// Cap on federated credentials per identity (Entra caps at 20; default: none).
+    #[arg(long)]
+    pub max_federated_credentials: Option<u32>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+fn parse_alg(s: &str) -> Result<Alg, String> {
+    match Alg::from_name(s) {
+        Some(a @ (Alg::ES256 | Alg::ES384 | Alg::RS256 | Alg::PS256 | Alg::EdDSA)) => Ok(a),
+        _ => Err(format!(
+            "unsupported signing algorithm '{s}': use ES256, ES384, RS256, PS256 or EdDSA"
+        )),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYLESS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The key-encryption key: `KEYLESS_KEK` (base64 of 32 bytes) or `{data}/kek`,
+/// generated on first start.
+fn load_kek(data_dir: &Path) -> Result<Kek> {
+    if let Ok(b64) = std::env::var("KEYLESS_KEK") {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .context("KEYLESS_KEK is not base64")?;
+        return Kek::from_bytes(&bytes).context("KEYLESS_KEK must be 32 bytes");
+    }
+    let path = data_dir.join("kek");
+    if path.exists() {
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        return Kek::from_bytes(&bytes)
+            .with_context(|| format!("{} is not a 32-byte key", path.display()));
+    }
+    let kek = Kek::generate()?;
+    write_private(&path, &kek.to_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(kek)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AdminFile {
+    tenant_id: String,
+    subscription_id: String,
+    client_id: String,
+    client_secret: String,
+    authority_host: String,
+    resource_manager_url: String,
+    ca_file: Option<String>,
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format);
+    if args.public_host.is_empty() || args.public_host.contains(['/', ':', ' ']) {
+        bail!(
+            "--public-host '{}' must be a bare host name",
+            args.public_host
+        );
+    }
+    create_private_dir(&args.data_dir)?;
+    let kek = load_kek(&args.data_dir)?;
+
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let port = listener.local_addr()?.port();
+
+    let (pem, ca_file) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (keyless_server::tls::load_files(cert, key)?, None),
+        _ => {
+            let (pem, ca) =
+                keyless_server::tls::ensure_generated(&args.data_dir, &args.public_host)?;
+            (pem, Some(ca))
+        }
+    };
+    let tls = keyless_server::tls::server_config(&pem)?;
+
+    let store: Arc<dyn keyless_store::Store> = match &args.database_url {
+        Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open(url).await?),
+        Some(url) => bail!("unsupported --database-url '{url}': use sqlite://PATH"),
+        None => Arc::new(SqliteStore::open_file(&args.data_dir.join("keyless.db")).await?),
+    };
+    let public = PublicUrl {
+        host: args.public_host.clone(),
+        port,
+    };
+    let mut settings = Settings::new(public.clone());
+    settings.token_lifetime_secs = args.token_lifetime;
+    settings.signing_alg = args.signing_alg;
+    settings.key_prepublish_secs = args.key_prepublish;
+    settings.max_federated_credentials = args.max_federated_credentials;
+    let keyless = Arc::new(Keyless::open(store, Arc::new(SystemClock), settings, kek).await?);
+    let admin_path = args.data_dir.join("admin.json");
+    let ca_string = ca_file.as_ref().map(|p| absolute(p).display().to_string());
+    match keyless.bootstrap().await? {
+        Some(admin) => {
+            let file = AdminFile {
+                tenant_id: admin.tenant_id,
+                subscription_id: admin.subscription_id,
+                client_id: admin.client_id,
+                client_secret: admin.client_secret,
+                authority_host: public.authority(),
+                resource_manager_url: public.resource_manager(),
+                ca_file: ca_string,
+            };
+            write_private(&admin_path, &serde_json::to_vec_pretty(&file)?)?;
+            tracing::info!(path = %admin_path.display(), "first start: created tenant, subscription and admin credential");
+        }
+        None => refresh_admin_file(&admin_path, &public, ca_string)?,
+    }
+
+    let maintenance = keyless.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = maintenance.ensure_signing_keys().await {
+                tracing::warn!(error = %e, "signing key maintenance failed");
+            }
+        }
+    });
+
+    let router = keyless_server::build_router(keyless_server::AppState { keyless });
+    println!("keyless serve: ready at {}", public.authority());
+    tracing::info!(listen = %listener.local_addr()?, public = %public.authority(), "serving");
+    keyless_server::serve::serve_tls(listener, tls, router, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Later starts keep the credential but point the URLs at this start's port.
+fn refresh_admin_file(path: &Path, public: &PublicUrl, ca: Option<String>) -> Result<()> {
+    let Ok(bytes) = std::fs::read(path) else {
+        tracing::warn!(path = %path.display(), "admin.json is missing; the admin secret cannot be recovered");
+        return Ok(());
+    };
+    let mut file: AdminFile = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not valid", path.display()))?;
+    let (authority, rm) = (public.authority(), public.resource_manager());
+    if file.authority_host != authority
+        || file.resource_manager_url != rm
+        || (ca.is_some() && file.ca_file != ca)
+    {
+        file.authority_host = authority;
+        file.resource_manager_url = rm;
+        if ca.is_some() {
+            file.ca_file = ca;
+        }
+        write_private(path, &serde_json::to_vec_pretty(&file)?)?;
+    }
+    Ok(())
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
