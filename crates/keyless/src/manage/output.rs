@@ -212,6 +212,12 @@ fn render_table(value: &Value) -> String {
             }
         }
     }
+    // A column that is empty on every row (e.g. an unused `condition`) only widens the
+    // table.
+    headers.retain(|h| {
+        rows.iter()
+            .any(|row| row.iter().any(|(name, text)| name == h && !text.is_empty()))
+    });
     let grid: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
@@ -354,6 +360,19 @@ mod tests {
                 "longer-name  local     t         p            c2        rg",
             ],
             "{table}"
+        );
+    }
+
+    #[test]
+    fn table_drops_columns_that_are_empty_everywhere() {
+        let v = json!([
+            {"name": "a", "condition": null, "description": ""},
+            {"name": "b", "condition": null, "description": "set"}
+        ]);
+        let table = render_ok(&v, None, OutputFormat::Table);
+        assert_eq!(
+            table,
+            "Name  Description\n----  -----------\na\nb     set\n"
         );
     }
 

@@ -9,7 +9,7 @@ use super::arm_client::{normalize_scope, subscription_of_scope};
 use super::output::emit;
 use super::role_lookup::{
     AssignmentFilter, ROLE_ASSIGNMENTS, ROLE_DEFINITIONS, RoleRef, definition_guid,
-    definition_matches, find_definition, role_definition_id,
+    definition_matches, find_definition, guid_of_id, role_definition_id,
 };
 use super::session::Session;
 
@@ -223,7 +223,7 @@ async fn list_assignments(args: AssignmentListArgs) -> Result<()> {
     };
     let filter = AssignmentFilter {
         principal: args.assignee.as_deref(),
-        role_guid: role_id.as_deref().and_then(super::role_lookup::guid_of_id),
+        role_guid: role_id.as_deref().and_then(guid_of_id),
         exact_scope: None,
     };
     // Filtered here rather than with $filter so any server's answer is narrowed the
@@ -256,7 +256,7 @@ async fn delete_assignments(args: AssignmentDeleteArgs) -> Result<()> {
                 };
                 let filter = AssignmentFilter {
                     principal: Some(assignee),
-                    role_guid: role_id.as_deref().and_then(super::role_lookup::guid_of_id),
+                    role_guid: role_id.as_deref().and_then(guid_of_id),
                     // Like az: revoke what was granted here, not what is inherited.
                     exact_scope: Some(&scope),
                 };
