@@ -3,6 +3,9 @@
 
 use keyless_proto::oauth::TokenRequest;
 
+use keyless_store::SignInRecord;
+
+use crate::federation::exchange::AssertionFacts;
 use crate::keyless::Keyless;
 use crate::names::{parse_guid, printable};
 use crate::tokens::{
@@ -80,6 +83,24 @@ impl GrantError {
             message: message.into(),
         }
     }
+}
+
+/// Facts about the HTTP request, for the sign-in log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// Client address.
+    pub client_ip: Option<String>,
+    /// Correlation id (the caller's `client-request-id` or a generated one).
+    pub correlation_id: String,
+}
+
+/// `YYYY-MM-DD HH:MM:SSZ` for messages.
+pub fn format_time(unix: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| unix.to_string())
 }
 
 /// A minted token with what the endpoint needs to answer.
@@ -168,14 +189,64 @@ impl Keyless {
         }
     }
 
-    /// Serves a token request for `tenant_segment`.
-    pub fn token_request(
+    /// Serves a token request for `tenant_segment` and records it in the sign-in log.
+    pub async fn token_request(
         &self,
         tenant_segment: &str,
         req: &TokenRequest,
         endpoint: Endpoint,
+        ctx: &RequestContext,
     ) -> Result<IssuedToken, GrantError> {
+        let started = std::time::Instant::now();
         let tenant = self.resolve_tenant(tenant_segment)?;
+        let mut facts = AssertionFacts::default();
+        let result = self.grant(&tenant, req, endpoint, &mut facts).await;
+        let (error_code, error) = match &result {
+            Ok(_) => (None, None),
+            Err(e) => (Some(e.code), Some(e.message.clone())),
+        };
+        self.signins.record(SignInRecord {
+            id: 0,
+            at: self.clock.now(),
+            tenant_id: tenant,
+            client_id: req
+                .client_id
+                .clone()
+                .unwrap_or_default()
+                .chars()
+                .take(64)
+                .collect(),
+            principal_id: facts.principal_id,
+            issuer: facts.issuer.map(|s| s.chars().take(600).collect()),
+            subject: facts.subject.map(|s| s.chars().take(600).collect()),
+            resource: result
+                .as_ref()
+                .ok()
+                .map(|t| t.resource.clone())
+                .or_else(|| {
+                    req.scope
+                        .clone()
+                        .or_else(|| req.resource.clone())
+                        .map(|s| s.chars().take(600).collect())
+                }),
+            success: result.is_ok(),
+            error_code,
+            error,
+            client_ip: ctx.client_ip.clone(),
+            correlation_id: ctx.correlation_id.clone(),
+            latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+        });
+        result
+    }
+
+    async fn grant(
+        &self,
+        tenant: &str,
+        req: &TokenRequest,
+        endpoint: Endpoint,
+        facts: &mut AssertionFacts,
+    ) -> Result<IssuedToken, GrantError> {
+        let tenant = tenant.to_string();
         match req.grant_type.as_deref() {
             Some("client_credentials") => {}
             None | Some("") => return Err(missing("grant_type")),
@@ -197,7 +268,9 @@ impl Keyless {
             .ok_or_else(|| missing("client_id"))?;
         let resource = self.requested_resource(req, endpoint)?;
         if req.client_assertion.is_some() || req.client_assertion_type.is_some() {
-            return self.assertion_grant(&tenant, client_id, req, &resource);
+            return self
+                .assertion_grant(&tenant, client_id, req, &resource, facts)
+                .await;
         }
         let Some(secret) = req.client_secret.as_deref() else {
             return Err(GrantError::new(

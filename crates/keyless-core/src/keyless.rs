@@ -9,9 +9,11 @@ use keyless_store::{
 };
 
 use crate::clock::Clock;
+use crate::federation::{IssuerCache, MetadataFetcher};
 use crate::keyring::{KeyRing, KeyRingError};
 use crate::rbac;
 use crate::settings::Settings;
+use crate::signin::SignInLog;
 use crate::view::{Snapshot, View};
 
 /// Errors opening or bootstrapping Keyless.
@@ -60,6 +62,8 @@ pub struct Keyless {
     pub(crate) view: View,
     pub(crate) keys: ArcSwap<KeyRing>,
     pub(crate) key_writes: tokio::sync::Mutex<()>,
+    pub(crate) issuers: IssuerCache,
+    pub(crate) signins: SignInLog,
 }
 
 impl std::fmt::Debug for Keyless {
@@ -83,6 +87,7 @@ impl Keyless {
         clock: Arc<dyn Clock>,
         settings: Settings,
         kek: Kek,
+        fetcher: Arc<dyn MetadataFetcher>,
     ) -> Result<Keyless, OpenError> {
         let fp = kek.fingerprint();
         let stored = store.meta_put_if_absent("kek_fingerprint", &fp).await?;
@@ -94,7 +99,11 @@ impl Keyless {
         }
         let view = View::new(Snapshot::load(&*store).await?);
         let ring = KeyRing::load(store.all_signing_keys().await?, &kek)?;
+        let issuers = IssuerCache::new(fetcher, clock.clone(), settings.issuer_cache);
+        let signins = SignInLog::start(store.clone());
         Ok(Keyless {
+            issuers,
+            signins,
             store,
             clock,
             settings,
@@ -123,6 +132,16 @@ impl Keyless {
     /// The current key ring.
     pub fn key_ring(&self) -> Arc<KeyRing> {
         self.keys.load_full()
+    }
+
+    /// The issuer metadata cache.
+    pub fn issuer_cache(&self) -> &IssuerCache {
+        &self.issuers
+    }
+
+    /// The sign-in log writer.
+    pub fn signin_log(&self) -> &SignInLog {
+        &self.signins
     }
 
     /// The store (for read paths that are not hot: listings).

@@ -11,7 +11,7 @@
 pub mod clock;
 pub mod error;
 pub mod expression;
-mod federation;
+pub mod federation;
 pub mod grant;
 pub mod ids;
 pub mod keyless;
@@ -20,6 +20,7 @@ pub mod management;
 pub mod names;
 pub mod rbac;
 pub mod settings;
+pub mod signin;
 pub mod tokens;
 pub mod view;
 

@@ -66,6 +66,8 @@ pub struct Settings {
     pub clock_leeway_secs: i64,
     /// Cap on federated credentials per identity (`None`: no cap).
     pub max_federated_credentials: Option<u32>,
+    /// Issuer metadata cache tuning.
+    pub issuer_cache: crate::federation::CacheSettings,
 }
 
 impl Settings {
@@ -78,6 +80,7 @@ impl Settings {
             key_prepublish_secs: 0,
             clock_leeway_secs: 60,
             max_federated_credentials: None,
+            issuer_cache: crate::federation::CacheSettings::default(),
         }
     }
 }

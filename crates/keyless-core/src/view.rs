@@ -30,6 +30,10 @@ pub struct Snapshot {
     pub grants: HashMap<String, Vec<Grant>>,
     /// Every role assignment.
     pub assignments: Vec<RoleAssignmentRecord>,
+    /// Static-JWKS issuers by (tenant, issuer).
+    pub static_issuers: HashMap<(String, String), Arc<crate::federation::issuer_cache::IssuerKeys>>,
+    /// Static-JWKS registrations.
+    pub trusted_issuers: Vec<keyless_store::TrustedIssuerRecord>,
 }
 
 impl Snapshot {
@@ -69,6 +73,20 @@ impl Snapshot {
                 .push(fc);
         }
         s.assignments = store.all_role_assignments().await?;
+        s.trusted_issuers = store.all_trusted_issuers().await?;
+        for t in &s.trusted_issuers {
+            match keyless_jose::JwkSet::parse(t.jwks.as_bytes(), 100) {
+                Ok(set) => {
+                    let keys =
+                        crate::federation::issuer_cache::IssuerKeys::from_static(&t.issuer, &set);
+                    s.static_issuers
+                        .insert((t.tenant_id.clone(), t.issuer.clone()), Arc::new(keys));
+                }
+                Err(e) => {
+                    tracing::error!(issuer = %t.issuer, error = %e, "stored static JWKS is invalid")
+                }
+            }
+        }
         for a in &s.assignments {
             let role_id = a
                 .role_definition_id

@@ -6,6 +6,7 @@
 pub mod arm;
 pub mod errors;
 pub mod files;
+pub mod issuer_fetch;
 pub mod router;
 pub mod serve;
 pub mod sts;

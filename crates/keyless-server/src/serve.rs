@@ -28,8 +28,9 @@ pub async fn serve_tls(
     });
     // Normalise the path before routing (a router layer would run after it).
     let service = router.map_request(normalize_path);
+    let make = axum::ServiceExt::<axum::http::Request<hyper::body::Incoming>>::into_make_service_with_connect_info::<std::net::SocketAddr>(service);
     axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls))?
         .handle(handle)
-        .serve(tower::make::Shared::new(service))
+        .serve(make)
         .await
 }

@@ -30,6 +30,8 @@ pub async fn run(store: Arc<dyn Store>) -> Result<(), StoreError> {
     role_assignments(&*store).await?;
     cascade_delete(&*store).await?;
     signing_keys(&*store).await?;
+    trusted_issuers(&*store).await?;
+    signins(&*store).await?;
     Ok(())
 }
 
@@ -394,6 +396,95 @@ async fn signing_keys(s: &dyn Store) -> Result<(), StoreError> {
     check(
         s.all_signing_keys().await?[0].sealed_private_key == vec![1, 2, 3],
         "blob round-trips",
+    );
+    Ok(())
+}
+
+async fn trusted_issuers(s: &dyn Store) -> Result<(), StoreError> {
+    let rec = |name: &str, issuer: &str| TrustedIssuerRecord {
+        tenant_id: T.into(),
+        name: name.into(),
+        issuer: issuer.into(),
+        jwks: "{\"keys\":[]}".into(),
+        created_at: 1,
+        updated_at: 1,
+    };
+    check(
+        s.upsert_trusted_issuer(&rec("Air", "https://a.example"))
+            .await?
+            == UpsertOutcome::Created,
+        "issuer registered",
+    );
+    check(
+        s.upsert_trusted_issuer(&rec("air", "https://a.example/2"))
+            .await?
+            == UpsertOutcome::Updated,
+        "re-registered by name",
+    );
+    let dup = s
+        .upsert_trusted_issuer(&rec("other", "https://a.example/2"))
+        .await;
+    check(
+        matches!(dup, Err(StoreError::Conflict(_))),
+        "one registration per issuer",
+    );
+    check(
+        s.all_trusted_issuers().await?.len() == 1,
+        "one registration",
+    );
+    check(s.delete_trusted_issuer(T, "AIR").await?, "deleted");
+    Ok(())
+}
+
+async fn signins(s: &dyn Store) -> Result<(), StoreError> {
+    let rec = |at: i64, ok: bool, client: &str| SignInRecord {
+        id: 0,
+        at,
+        tenant_id: T.into(),
+        client_id: client.into(),
+        principal_id: None,
+        issuer: Some("https://i".into()),
+        subject: Some("s".into()),
+        resource: None,
+        success: ok,
+        error_code: (!ok).then_some(700213),
+        error: None,
+        client_ip: Some("127.0.0.1".into()),
+        correlation_id: "c".into(),
+        latency_us: 5,
+    };
+    s.insert_signins(&[rec(10, true, "a"), rec(20, false, "a"), rec(30, false, "b")])
+        .await?;
+    let q = |client: Option<&str>, failed: bool, since: Option<i64>| SignInQuery {
+        tenant_id: T.into(),
+        client_id: client.map(str::to_string),
+        failed_only: failed,
+        since,
+        limit: 100,
+    };
+    let all = s.query_signins(&q(None, false, None)).await?;
+    check(all.len() == 3 && all[0].at == 30, "newest first");
+    check(
+        s.query_signins(&q(Some("a"), false, None)).await?.len() == 2,
+        "by client",
+    );
+    let failed = s.query_signins(&q(None, true, None)).await?;
+    check(
+        failed.len() == 2 && failed[1].error_code == Some(700213),
+        "failures with codes",
+    );
+    check(
+        s.query_signins(&q(None, false, Some(20))).await?.len() == 2,
+        "since",
+    );
+    let other = SignInQuery {
+        tenant_id: "other".into(),
+        limit: 10,
+        ..SignInQuery::default()
+    };
+    check(
+        s.query_signins(&other).await?.is_empty(),
+        "tenants are separate",
     );
     Ok(())
 }

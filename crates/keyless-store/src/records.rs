@@ -142,3 +142,68 @@ pub struct SigningKeyRecord {
     /// When it stopped signing (a newer key took over), if it has.
     pub retired_at: Option<i64>,
 }
+
+/// An issuer trusted through a static JWKS (no discovery fetch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedIssuerRecord {
+    /// Tenant.
+    pub tenant_id: String,
+    /// Registration name.
+    pub name: String,
+    /// Issuer URL, exactly as in tokens.
+    pub issuer: String,
+    /// The JWKS document (JSON).
+    pub jwks: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last update.
+    pub updated_at: i64,
+}
+
+/// One token request in the sign-in log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInRecord {
+    /// Row id (assigned by the store; 0 when new).
+    pub id: i64,
+    /// When (Unix seconds).
+    pub at: i64,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Client id presented.
+    pub client_id: String,
+    /// Principal the token was (or would have been) for.
+    pub principal_id: Option<String>,
+    /// Assertion issuer, for federated requests.
+    pub issuer: Option<String>,
+    /// Assertion subject, for federated requests.
+    pub subject: Option<String>,
+    /// Requested resource.
+    pub resource: Option<String>,
+    /// Whether a token was issued.
+    pub success: bool,
+    /// AADSTS code of a failure.
+    pub error_code: Option<u32>,
+    /// Failure text.
+    pub error: Option<String>,
+    /// Client address.
+    pub client_ip: Option<String>,
+    /// Correlation id.
+    pub correlation_id: String,
+    /// Server-side latency, microseconds.
+    pub latency_us: i64,
+}
+
+/// Filter of a sign-in log query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignInQuery {
+    /// Tenant (required: logs never cross tenants).
+    pub tenant_id: String,
+    /// Only this client id.
+    pub client_id: Option<String>,
+    /// Only failures.
+    pub failed_only: bool,
+    /// Only at or after this time.
+    pub since: Option<i64>,
+    /// Most rows, newest first.
+    pub limit: u32,
+}

@@ -143,4 +143,19 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_signing_keys_retired_before(&self, before: i64) -> Result<u64, StoreError>;
     /// Every signing key.
     async fn all_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Creates or replaces a static-JWKS issuer registration.
+    async fn upsert_trusted_issuer(
+        &self,
+        rec: &TrustedIssuerRecord,
+    ) -> Result<UpsertOutcome, StoreError>;
+    /// Every registration.
+    async fn all_trusted_issuers(&self) -> Result<Vec<TrustedIssuerRecord>, StoreError>;
+    /// Deletes a registration by name.
+    async fn delete_trusted_issuer(&self, tenant_id: &str, name: &str) -> Result<bool, StoreError>;
+
+    /// Appends sign-in records (one transaction).
+    async fn insert_signins(&self, records: &[SignInRecord]) -> Result<(), StoreError>;
+    /// Queries the sign-in log, newest first.
+    async fn query_signins(&self, q: &SignInQuery) -> Result<Vec<SignInRecord>, StoreError>;
 }

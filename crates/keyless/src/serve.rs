@@ -167,7 +167,23 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     settings.signing_alg = args.signing_alg;
     settings.key_prepublish_secs = args.key_prepublish;
     settings.max_federated_credentials = args.max_federated_credentials;
-    let keyless = Arc::new(Keyless::open(store, Arc::new(SystemClock), settings, kek).await?);
+    let fetcher = keyless_server::issuer_fetch::HttpFetcher::new(
+        &keyless_server::issuer_fetch::FetchOptions {
+            allow_private: args.allow_private_issuers,
+            trust_ca: args.trust_ca.clone(),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("cannot set up the issuer metadata client: {e}"))?;
+    let keyless = Arc::new(
+        Keyless::open(
+            store,
+            Arc::new(SystemClock),
+            settings,
+            kek,
+            Arc::new(fetcher),
+        )
+        .await?,
+    );
     let admin_path = args.data_dir.join("admin.json");
     let ca_string = ca_file.as_ref().map(|p| absolute(p).display().to_string());
     match keyless.bootstrap().await? {

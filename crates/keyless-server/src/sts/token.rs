@@ -2,11 +2,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use keyless_core::grant::{Endpoint, GrantError, OAuthError};
+use keyless_core::grant::{Endpoint, GrantError, OAuthError, RequestContext};
 use keyless_proto::oauth::{TokenRequest, TokenResponseV1, TokenResponseV2};
 
 use crate::errors::{correlation_id, no_store, oauth_error};
@@ -74,17 +76,24 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((dec(id)?, dec(secret)?))
 }
 
-fn answer(
+async fn answer(
     state: &AppState,
     tenant: &str,
+    peer: Option<SocketAddr>,
     headers: &HeaderMap,
     body: &[u8],
     endpoint: Endpoint,
 ) -> Response {
     let correlation = correlation_id(headers);
     let keyless = &state.keyless;
-    let result =
-        parse_form(headers, body).and_then(|req| keyless.token_request(tenant, &req, endpoint));
+    let ctx = RequestContext {
+        client_ip: peer.map(|p| p.ip().to_string()),
+        correlation_id: correlation.clone(),
+    };
+    let result = match parse_form(headers, body) {
+        Ok(req) => keyless.token_request(tenant, &req, endpoint, &ctx).await,
+        Err(e) => Err(e),
+    };
     let mut resp = match result {
         Ok(t) => match endpoint {
             Endpoint::V2 => Json(TokenResponseV2 {
@@ -136,18 +145,20 @@ fn answer(
 pub async fn token_v2(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(&state, &tenant, &headers, &body, Endpoint::V2)
+    answer(&state, &tenant, Some(peer), &headers, &body, Endpoint::V2).await
 }
 
 /// v1 token endpoint.
 pub async fn token_v1(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(&state, &tenant, &headers, &body, Endpoint::V1)
+    answer(&state, &tenant, Some(peer), &headers, &body, Endpoint::V1).await
 }

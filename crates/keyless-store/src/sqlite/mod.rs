@@ -655,6 +655,112 @@ impl Store for SqliteStore {
             .await?;
         rows.iter().map(signing_key_from_row).collect()
     }
+
+    async fn upsert_trusted_issuer(
+        &self,
+        rec: &TrustedIssuerRecord,
+    ) -> Result<UpsertOutcome, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM trusted_issuers WHERE tenant_id = ? AND name = ?")
+            .bind(&rec.tenant_id)
+            .bind(&rec.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        let conflict = |e| conflict_or(e, "another registration already trusts this issuer");
+        if exists {
+            sqlx::query("UPDATE trusted_issuers SET issuer = ?, jwks = ?, updated_at = ? WHERE tenant_id = ? AND name = ?")
+                .bind(&rec.issuer)
+                .bind(&rec.jwks)
+                .bind(rec.updated_at)
+                .bind(&rec.tenant_id)
+                .bind(&rec.name)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict)?;
+        } else {
+            sqlx::query(
+                "INSERT INTO trusted_issuers (tenant_id, name, issuer, jwks, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&rec.tenant_id)
+            .bind(&rec.name)
+            .bind(&rec.issuer)
+            .bind(&rec.jwks)
+            .bind(rec.created_at)
+            .bind(rec.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict)?;
+        }
+        tx.commit().await?;
+        Ok(if exists {
+            UpsertOutcome::Updated
+        } else {
+            UpsertOutcome::Created
+        })
+    }
+
+    async fn all_trusted_issuers(&self) -> Result<Vec<TrustedIssuerRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM trusted_issuers ORDER BY tenant_id, name")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(trusted_issuer_from_row).collect()
+    }
+
+    async fn delete_trusted_issuer(&self, tenant_id: &str, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM trusted_issuers WHERE tenant_id = ? AND name = ?")
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_signins(&self, records: &[SignInRecord]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for r in records {
+            sqlx::query(
+                "INSERT INTO signin_log (at, tenant_id, client_id, principal_id, issuer, subject, resource, success, error_code, error, client_ip, correlation_id, latency_us)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(r.at)
+            .bind(&r.tenant_id)
+            .bind(&r.client_id)
+            .bind(&r.principal_id)
+            .bind(&r.issuer)
+            .bind(&r.subject)
+            .bind(&r.resource)
+            .bind(r.success)
+            .bind(r.error_code.map(i64::from))
+            .bind(&r.error)
+            .bind(&r.client_ip)
+            .bind(&r.correlation_id)
+            .bind(r.latency_us)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn query_signins(&self, q: &SignInQuery) -> Result<Vec<SignInRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM signin_log
+             WHERE tenant_id = ?1
+               AND (?2 IS NULL OR client_id = ?2)
+               AND (?3 = 0 OR success = 0)
+               AND (?4 IS NULL OR at >= ?4)
+             ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(&q.tenant_id)
+        .bind(&q.client_id)
+        .bind(q.failed_only)
+        .bind(q.since)
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(signin_from_row).collect()
+    }
 }
 
 async fn delete_assignments_at_or_below(

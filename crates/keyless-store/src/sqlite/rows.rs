@@ -110,3 +110,34 @@ pub(super) fn signing_key_from_row(r: &SqliteRow) -> Result<SigningKeyRecord, St
         retired_at: r.try_get("retired_at")?,
     })
 }
+
+pub(super) fn trusted_issuer_from_row(r: &SqliteRow) -> Result<TrustedIssuerRecord, StoreError> {
+    Ok(TrustedIssuerRecord {
+        tenant_id: r.try_get("tenant_id")?,
+        name: r.try_get("name")?,
+        issuer: r.try_get("issuer")?,
+        jwks: r.try_get("jwks")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn signin_from_row(r: &SqliteRow) -> Result<SignInRecord, StoreError> {
+    let code: Option<i64> = r.try_get("error_code")?;
+    Ok(SignInRecord {
+        id: r.try_get("id")?,
+        at: r.try_get("at")?,
+        tenant_id: r.try_get("tenant_id")?,
+        client_id: r.try_get("client_id")?,
+        principal_id: r.try_get("principal_id")?,
+        issuer: r.try_get("issuer")?,
+        subject: r.try_get("subject")?,
+        resource: r.try_get("resource")?,
+        success: r.try_get("success")?,
+        error_code: code.and_then(|c| u32::try_from(c).ok()),
+        error: r.try_get("error")?,
+        client_ip: r.try_get("client_ip")?,
+        correlation_id: r.try_get("correlation_id")?,
+        latency_us: r.try_get("latency_us")?,
+    })
+}

@@ -1,0 +1,10 @@
+//! Federation: trusting external OIDC issuers and exchanging their tokens (client
+//! assertions) for Keyless access tokens through federated identity credentials.
+
+pub(crate) mod exchange;
+pub mod fetcher;
+pub mod issuer_cache;
+pub mod matching;
+
+pub use fetcher::{FetchError, MetadataFetcher};
+pub use issuer_cache::{CacheSettings, IssuerCache, IssuerError};
