@@ -3,6 +3,7 @@
 mod keys;
 mod manage;
 mod serve;
+mod trust;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,14 @@ enum Command {
     /// Manage Keyless' own token signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Issuers trusted through a static JWKS (private and air-gapped clusters).
+    #[command(subcommand)]
+    Issuer(trust::IssuerCommand),
+    /// The sign-in log of token requests.
+    #[command(subcommand, name = "signin-log")]
+    SigninLog(trust::SigninLogCommand),
+    /// Explain, check by check, whether a token would be exchanged for an identity.
+    Explain(Box<trust::ExplainArgs>),
     #[command(flatten)]
     Manage(manage::ManageCommand),
 }
@@ -44,6 +53,9 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
             Command::Keys(cmd) => keys::run(cmd).await,
+            Command::Issuer(cmd) => trust::run_issuer(cmd).await,
+            Command::SigninLog(cmd) => trust::run_signin_log(cmd).await,
+            Command::Explain(args) => trust::run_explain(*args).await,
             Command::Manage(cmd) => manage::run(cmd).await,
         }
     });

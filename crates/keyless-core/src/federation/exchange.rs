@@ -73,7 +73,7 @@ pub(crate) fn time_error(e: &TimeError) -> GrantError {
 
 impl Keyless {
     /// Keys for an issuer: a static registration of the tenant, else the cache.
-    async fn issuer_keys(
+    pub(crate) async fn issuer_keys(
         &self,
         tenant: &str,
         issuer: &str,

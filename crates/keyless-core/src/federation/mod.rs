@@ -2,6 +2,7 @@
 //! assertions) for Keyless access tokens through federated identity credentials.
 
 pub(crate) mod exchange;
+pub mod explain;
 pub mod fetcher;
 pub mod issuer_cache;
 pub mod matching;

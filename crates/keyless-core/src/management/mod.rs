@@ -5,6 +5,7 @@ mod credentials;
 mod groups;
 mod identities;
 mod roles;
+mod trust;
 
 pub use credentials::FederatedCredentialInput;
 pub use roles::RoleAssignmentInput;

@@ -202,6 +202,9 @@ async fn route(
         {
             rotate_keys(state, c, &q).await
         }
+        (_, [p, ns, rest @ ..]) if eq(p, "providers") && eq(ns, "Keyless") => {
+            keyless_provider(state, c, method, rest, &q, body).await
+        }
         (_, [t, sub, r]) if eq(t, "subscriptions") && eq(r, "resourcegroups") => match *method {
             Method::GET => ok(render::list(
                 k.list_resource_groups(c, sub)
@@ -483,4 +486,107 @@ async fn rotate_keys(state: &AppState, c: &Caller, q: &[(String, String)]) -> Ar
         "activeFrom": key.map(|k| k.record.active_from),
         "publishedKeys": ring.tenant_keys(&c.tenant_id).iter().map(|k| k.record.kid.clone()).collect::<Vec<_>>(),
     }))
+}
+
+/// Body of an explain request.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ExplainRequest {
+    client_id: String,
+    assertion: String,
+}
+
+/// Body of a trusted issuer PUT.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustedIssuerPut {
+    properties: Option<TrustedIssuerProperties>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustedIssuerProperties {
+    issuer: Option<Value>,
+    jwks: Option<Value>,
+}
+
+fn parse_since(v: &str) -> Result<i64, ArmResponseError> {
+    if let Ok(n) = v.parse::<i64>() {
+        return Ok(n);
+    }
+    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| {
+            ArmResponseError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                "since must be Unix seconds or an RFC 3339 time.",
+            )
+        })
+}
+
+async fn keyless_provider(
+    state: &AppState,
+    c: &Caller,
+    method: &Method,
+    rest: &[&str],
+    q: &[(String, String)],
+    body: &Bytes,
+) -> ArmResult {
+    let k = &state.keyless;
+    match (method, rest) {
+        (&Method::GET, [t]) if eq(t, "trustedIssuers") => ok(render::list(
+            k.list_trusted_issuers(c)?
+                .iter()
+                .map(render::trusted_issuer)
+                .collect(),
+        )),
+        (_, [t, name]) if eq(t, "trustedIssuers") => match *method {
+            Method::PUT => {
+                let put: TrustedIssuerPut = json_body(body)?;
+                let props = put.properties.ok_or_else(|| {
+                    ArmResponseError::new(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequest",
+                        "The 'properties' object is required.",
+                    )
+                })?;
+                let (rec, o) = k
+                    .put_trusted_issuer(c, name, props.issuer.as_ref(), props.jwks.as_ref())
+                    .await?;
+                upserted(render::trusted_issuer(&rec), o)
+            }
+            Method::GET => ok(render::trusted_issuer(&k.get_trusted_issuer(c, name)?)),
+            Method::DELETE => deleted(k.delete_trusted_issuer(c, name).await?),
+            _ => Err(method_not_allowed(method)),
+        },
+        (&Method::POST, [e]) if eq(e, "explain") => {
+            let req: ExplainRequest = json_body(body)?;
+            let steps = k.explain(c, &req.client_id, req.assertion.trim()).await?;
+            let ok_all = steps.iter().all(|s| s.ok);
+            ok(serde_json::json!({ "wouldSucceed": ok_all, "steps": steps }))
+        }
+        (&Method::GET, [l]) if eq(l, "signInLogs") => {
+            let since = param(q, "since").map(parse_since).transpose()?;
+            let failed = param(q, "failed").is_some_and(|v| eq(v, "true"));
+            let top = match param(q, "top") {
+                Some(v) => v.parse::<u32>().map_err(|_| {
+                    ArmResponseError::new(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidParameter",
+                        "top must be a positive integer.",
+                    )
+                })?,
+                None => 100,
+            };
+            let rows = k
+                .query_signins(c, param(q, "clientId"), failed, since, top)
+                .await?;
+            ok(render::list(rows.iter().map(render::signin).collect()))
+        }
+        _ => Err(not_found_path(&format!(
+            "/providers/Keyless/{}",
+            rest.join("/")
+        ))),
+    }
 }

@@ -4,7 +4,7 @@ use keyless_core::ids;
 use keyless_core::rbac::RoleDefinition;
 use keyless_store::{
     FederatedCredentialRecord, IdentityRecord, ResourceGroupRecord, RoleAssignmentRecord,
-    SubscriptionRecord,
+    SignInRecord, SubscriptionRecord, TrustedIssuerRecord,
 };
 use serde_json::{Value, json};
 
@@ -141,4 +141,34 @@ pub fn tenant(id: &str) -> Value {
 /// A list page.
 pub fn list(values: Vec<Value>) -> Value {
     json!({ "value": values })
+}
+
+/// A static-JWKS issuer registration.
+pub fn trusted_issuer(t: &TrustedIssuerRecord) -> Value {
+    let jwks: Value = serde_json::from_str(&t.jwks).unwrap_or(Value::Null);
+    json!({
+        "id": format!("/providers/Keyless/trustedIssuers/{}", t.name),
+        "name": t.name,
+        "type": "Keyless/trustedIssuers",
+        "properties": {"issuer": t.issuer, "jwks": jwks, "createdOn": iso(t.created_at), "updatedOn": iso(t.updated_at)},
+    })
+}
+
+/// A sign-in log entry.
+pub fn signin(r: &SignInRecord) -> Value {
+    json!({
+        "id": r.id,
+        "createdDateTime": iso(r.at),
+        "clientId": r.client_id,
+        "principalId": r.principal_id,
+        "issuer": r.issuer,
+        "subject": r.subject,
+        "resource": r.resource,
+        "status": if r.success { "success" } else { "failure" },
+        "errorCode": r.error_code,
+        "failureReason": r.error,
+        "ipAddress": r.client_ip,
+        "correlationId": r.correlation_id,
+        "latencyMicroseconds": r.latency_us,
+    })
 }
