@@ -123,13 +123,14 @@ impl KeyRing {
         })
     }
 
-    /// The key that signs for `tenant` at `now`: the newest one already active.
+    /// The key that signs for `tenant` at `now`: the newest one already active and not
+    /// yet retired (a key retired at `now` has been replaced, even within the same second).
     pub fn signer(&self, tenant: &str, now: i64) -> Option<&Arc<LoadedKey>> {
         self.by_tenant
             .get(tenant)?
             .iter()
             .rev()
-            .find(|k| k.record.active_from <= now)
+            .find(|k| k.record.active_from <= now && k.record.retired_at.is_none_or(|r| r > now))
     }
 
     /// Whether `tenant` has a key that will sign now or later (not retired).

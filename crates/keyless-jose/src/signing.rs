@@ -36,10 +36,12 @@ enum Pair {
     Ed25519(Ed25519KeyPair),
 }
 
-/// Serialised in this field order, which is what Entra ID tokens use.
+/// Serialised in this field order, which is what Entra ID tokens use. Without a
+/// `typ` it is `{"alg":..,"kid":..}`, the header of Kubernetes service-account tokens.
 #[derive(Serialize)]
 struct JwsHeader<'a> {
-    typ: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    typ: Option<&'a str>,
     alg: Alg,
     kid: &'a str,
 }
@@ -161,6 +163,17 @@ impl SigningKey {
     /// Signs `claims` as a compact JWS with header `{"typ":typ,"alg":..,"kid":..}`.
     /// The claims must serialise to a JSON object.
     pub fn sign_jwt(&self, typ: &str, claims: &impl Serialize) -> Result<String> {
+        self.sign_with_header(Some(typ), claims)
+    }
+
+    /// Signs `claims` as a compact JWS with header `{"alg":..,"kid":..}` and no `typ`,
+    /// as the Kubernetes API server signs service-account tokens (used by the dev
+    /// cluster issuer to mimic them byte for byte).
+    pub fn sign_jwt_untyped(&self, claims: &impl Serialize) -> Result<String> {
+        self.sign_with_header(None, claims)
+    }
+
+    fn sign_with_header(&self, typ: Option<&str>, claims: &impl Serialize) -> Result<String> {
         let header = serde_json::to_vec(&JwsHeader {
             typ,
             alg: self.alg,
@@ -290,5 +303,20 @@ mod tests {
             key.sign_jwt("JWT", &[1, 2]),
             Err(JoseError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn untyped_header_is_alg_kid_only_and_verifies() {
+        let key = SigningKey::generate(Alg::ES256, "kid-2".into()).unwrap();
+        let token = key.sign_jwt_untyped(&serde_json::json!({"a": 1})).unwrap();
+        let header = token.split('.').next().unwrap();
+        assert_eq!(
+            b64::decode(header).unwrap(),
+            br#"{"alg":"ES256","kid":"kid-2"}"#
+        );
+        let jwt = crate::UnverifiedJwt::parse(&token, 16 * 1024).unwrap();
+        assert_eq!(jwt.typ(), None);
+        jwt.verify(&key.verifying_key().unwrap(), &[Alg::ES256])
+            .unwrap();
     }
 }

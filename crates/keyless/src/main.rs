@@ -1,5 +1,6 @@
 //! `keyless`: the Keyless server and command-line tool.
 
+mod dev_cluster;
 mod keys;
 mod manage;
 mod serve;
@@ -31,6 +32,8 @@ enum Command {
     SigninLog(trust::SigninLogCommand),
     /// Explain, check by check, whether a token would be exchanged for an identity.
     Explain(Box<trust::ExplainArgs>),
+    /// Run a stand-in Kubernetes service-account token issuer (discovery, JWKS, projected token files) for local use and tests.
+    DevCluster(Box<dev_cluster::DevClusterArgs>),
     #[command(flatten)]
     Manage(manage::ManageCommand),
 }
@@ -53,6 +56,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
             Command::Keys(cmd) => keys::run(cmd).await,
+            Command::DevCluster(args) => dev_cluster::run(*args).await,
             Command::Issuer(cmd) => trust::run_issuer(cmd).await,
             Command::SigninLog(cmd) => trust::run_signin_log(cmd).await,
             Command::Explain(args) => trust::run_explain(*args).await,

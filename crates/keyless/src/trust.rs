@@ -195,14 +195,15 @@ async fn client_id_of(s: &Session, identity: &str) -> Result<String> {
     let found: Vec<&Value> = list
         .iter()
         .filter(|i| {
-            i["name"]
-                .as_str()
+            i.get("name")
+                .and_then(Value::as_str)
                 .is_some_and(|n| n.eq_ignore_ascii_case(identity))
         })
         .collect();
     match found.as_slice() {
-        [one] => one["properties"]["clientId"]
-            .as_str()
+        [one] => one
+            .pointer("/properties/clientId")
+            .and_then(Value::as_str)
             .map(str::to_string)
             .context("the identity has no clientId"),
         [] => bail!(
@@ -262,8 +263,9 @@ pub async fn run_explain(args: ExplainArgs) -> Result<()> {
                 s.subscription
             );
             let identity = s.arm.get(&path, "2023-01-31").await?;
-            identity["properties"]["clientId"]
-                .as_str()
+            identity
+                .pointer("/properties/clientId")
+                .and_then(Value::as_str)
                 .context("the identity has no clientId")?
                 .to_string()
         }
@@ -285,19 +287,28 @@ pub async fn run_explain(args: ExplainArgs) -> Result<()> {
         crate::manage::output::OutputFormat::Json
     ) && args.common.query.is_none()
     {
-        for step in out["steps"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-            let mark = if step["ok"].as_bool() == Some(true) {
+        for step in out
+            .get("steps")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            let mark = if step.get("ok").and_then(Value::as_bool) == Some(true) {
                 "PASS"
             } else {
                 "FAIL"
             };
             println!(
                 "{mark}  {:<22} {}",
-                step["check"].as_str().unwrap_or_default(),
-                step["detail"].as_str().unwrap_or_default()
+                step.get("check")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                step.get("detail")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
             );
         }
-        let verdict = out["wouldSucceed"].as_bool() == Some(true);
+        let verdict = out.get("wouldSucceed").and_then(Value::as_bool) == Some(true);
         println!(
             "{}",
             if verdict {
@@ -309,7 +320,7 @@ pub async fn run_explain(args: ExplainArgs) -> Result<()> {
     } else {
         emit(&out, &args.common)?;
     }
-    if out["wouldSucceed"].as_bool() == Some(true) {
+    if out.get("wouldSucceed").and_then(Value::as_bool) == Some(true) {
         Ok(())
     } else {
         bail!("the token would be refused")
