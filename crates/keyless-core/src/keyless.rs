@@ -293,7 +293,7 @@ impl Keyless {
         )?;
         self.store.insert_signing_key(&rec).await?;
         for old in self.key_ring().tenant_keys(tenant) {
-            if old.record.retired_at.is_none() {
+            if old.record.retired_at.is_none_or(|r| r > active_from) {
                 self.store
                     .retire_signing_key(&old.record.kid, active_from)
                     .await?;

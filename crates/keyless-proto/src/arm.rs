@@ -57,7 +57,7 @@ pub struct TrackedResourcePut {
 
 /// `properties` of a federated identity credential as sent by clients.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FederatedCredentialProperties {
     /// Issuer URL.
     pub issuer: Option<Value>,
@@ -71,14 +71,24 @@ pub struct FederatedCredentialProperties {
 
 /// Body of `PUT` for a role assignment.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoleAssignmentPut {
     /// Properties.
     pub properties: Option<RoleAssignmentPutProperties>,
+    /// Ignored read-only field clients echo back.
+    #[serde(default)]
+    pub id: Option<Value>,
+    /// Ignored read-only field.
+    #[serde(default)]
+    pub name: Option<Value>,
+    /// Ignored read-only field.
+    #[serde(default, rename = "type")]
+    pub kind: Option<Value>,
 }
 
 /// Properties of a role assignment request.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleAssignmentPutProperties {
     /// Full role definition id or bare GUID.
     pub role_definition_id: Option<String>,
@@ -88,4 +98,13 @@ pub struct RoleAssignmentPutProperties {
     pub principal_type: Option<String>,
     /// Optional description.
     pub description: Option<String>,
+    /// Read-only field az echoes back; ignored.
+    #[serde(default)]
+    pub scope: Option<Value>,
+    /// ABAC condition; only `null` is supported.
+    #[serde(default)]
+    pub condition: Option<Value>,
+    /// ABAC condition version; ignored without a condition.
+    #[serde(default)]
+    pub condition_version: Option<Value>,
 }

@@ -46,6 +46,10 @@ pub fn build_router(state: AppState) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BODY_BYTES,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            protocol_error_shapes,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(
             tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer::new([
@@ -80,4 +84,66 @@ pub fn normalize_path<B>(mut req: axum::http::Request<B>) -> axum::http::Request
         }
     }
     req
+}
+
+/// Whether a path belongs to the token service (and so gets Entra's error shape).
+fn is_token_service_path(path: &str) -> bool {
+    path.contains("/oauth2/") || path.contains("/.well-known/") || path.contains("/discovery/")
+}
+
+/// Gives every error the protocol's documented shape, including those produced by
+/// layers and extractors (body too large, method not allowed, bad path) that would
+/// otherwise answer in plain text.
+async fn protocol_error_shapes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let token_service = is_token_service_path(req.uri().path());
+    let correlation = crate::errors::correlation_id(req.headers());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let message = match status.as_u16() {
+        413 => format!(
+            "The request body is larger than the {} bytes accepted here.",
+            if token_service {
+                sts::token::MAX_FORM_BYTES
+            } else {
+                MAX_BODY_BYTES
+            }
+        ),
+        405 => "The HTTP method is not supported for this resource.".to_string(),
+        _ => format!("The request could not be processed ({status})."),
+    };
+    if token_service {
+        let err = keyless_core::grant::GrantError::new(
+            keyless_core::grant::OAuthError::InvalidRequest,
+            900144,
+            message,
+        );
+        let mut shaped = crate::errors::oauth_error(
+            &err,
+            &state.keyless.settings().public.authority(),
+            &correlation,
+            state.keyless.now(),
+        );
+        *shaped.status_mut() = status;
+        shaped
+    } else {
+        let code = match status.as_u16() {
+            413 => "RequestEntityTooLarge",
+            405 => "MethodNotAllowed",
+            _ => "BadRequest",
+        };
+        crate::errors::ArmResponseError::new(status, code, message).into_response()
+    }
 }

@@ -137,7 +137,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a signing key.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
-    /// Marks a signing key as retired at `at` (it stays published).
+    /// Marks a signing key as retired at `at` (it stays published); an earlier
+    /// retirement time is kept, a later one is brought forward.
     async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<(), StoreError>;
     /// Removes signing keys retired before `before` (their tokens have expired).
     async fn delete_signing_keys_retired_before(&self, before: i64) -> Result<u64, StoreError>;

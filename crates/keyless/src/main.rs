@@ -3,6 +3,7 @@
 mod dev_cluster;
 mod keys;
 mod manage;
+mod process;
 mod serve;
 mod trust;
 

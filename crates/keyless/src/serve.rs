@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::process::{absolute, create_private_dir, shutdown_signal};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use clap::{Args, ValueEnum};
@@ -215,9 +216,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     });
 
     let router = keyless_server::build_router(keyless_server::AppState { keyless });
+    // Handlers are installed before the ready line, so a supervisor's SIGTERM right
+    // after readiness is a clean shutdown, not a kill.
+    let shutdown = shutdown_signal()?;
     println!("keyless serve: ready at {}", public.authority());
     tracing::info!(listen = %listener.local_addr()?, public = %public.authority(), "serving");
-    keyless_server::serve::serve_tls(listener, tls, router, shutdown_signal()).await?;
+    keyless_server::serve::serve_tls(listener, tls, router, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -243,35 +247,4 @@ fn refresh_admin_file(path: &Path, public: &PublicUrl, ca: Option<String>) -> Re
         write_private(path, &serde_json::to_vec_pretty(&file)?)?;
     }
     Ok(())
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    }
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-    }
 }

@@ -88,6 +88,12 @@ impl RoleAssignmentInput {
                 ),
             ));
         }
+        if p.condition.as_ref().is_some_and(|c| !c.is_null()) {
+            return Err(bad(
+                "InvalidRequestContent",
+                "Role assignment conditions (ABAC) are not supported; omit 'condition'.",
+            ));
+        }
         if p.description.as_ref().is_some_and(|d| d.len() > 2048) {
             return Err(bad(
                 "InvalidRequestContent",
@@ -307,6 +313,15 @@ impl Keyless {
         scope: &str,
         name: &str,
     ) -> Result<Option<RoleAssignmentRecord>, ManagementError> {
+        parse_guid(name).ok_or_else(|| {
+            bad(
+                "InvalidRoleAssignmentId",
+                format!(
+                    "The role assignment ID '{}' is not valid: it must be a GUID.",
+                    printable(name)
+                ),
+            )
+        })?;
         self.checked_scope(caller, scope).await?;
         self.authorize(caller, scope, ASSIGN_DELETE)?;
         let snap = self.snapshot();

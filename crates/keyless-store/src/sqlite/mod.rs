@@ -632,9 +632,11 @@ impl Store for SqliteStore {
     }
 
     async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL")
-            .bind(at)
-            .bind(kid)
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = ?1 WHERE kid = ?2 AND (retired_at IS NULL OR retired_at > ?1)",
+        )
+        .bind(at)
+        .bind(kid)
             .execute(&self.writer)
             .await?;
         Ok(())

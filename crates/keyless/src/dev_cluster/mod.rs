@@ -21,9 +21,10 @@ mod server;
 mod state;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::process::{absolute, create_private_dir, shutdown_signal};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use keyless_core::{Clock, SystemClock};
@@ -300,6 +301,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     };
     let router = server::router(cluster.clone(), &issuer_path, defaults, local_api);
 
+    let shutdown = shutdown_signal()?;
     println!("keyless dev-cluster: ready at {url}");
     tracing::info!(
         listen = %local,
@@ -308,7 +310,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         mint_api = local_api,
         "serving"
     );
-    keyless_server::serve::serve_tls(listener, tls, router, shutdown_signal()).await?;
+    keyless_server::serve::serve_tls(listener, tls, router, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -326,37 +328,6 @@ fn spawn_sighup_rotation(cluster: Arc<DevCluster>) {
             }
         }
     });
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    }
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,20 @@
+//! Integration tests: each test boots the real `keyless serve` binary on loopback with
+//! its own data directory and drives it over HTTPS like a user's client would.
+//!
+//! One test binary (link time matters), one module per area.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod testkit;
+
+mod bad_input;
+mod cli;
+mod management;
+mod rbac;
+mod serve;
+mod token_service;
