@@ -4,7 +4,12 @@
 //! in the in-memory view, RS256 verify, claim checks, credential match, ES256 sign,
 //! sign-in record) with the raw cost of one RS256 verify + one ES256 sign. The target
 //! is a ratio within 2x. Run: `cargo bench -p keyless-core --bench exchange`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // a benchmark, not library code
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a benchmark, not library code
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

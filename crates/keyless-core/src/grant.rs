@@ -201,9 +201,17 @@ impl Keyless {
         let tenant = self.resolve_tenant(tenant_segment)?;
         let mut facts = AssertionFacts::default();
         let result = self.grant(&tenant, req, endpoint, &mut facts).await;
+        let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let (error_code, error) = match &result {
-            Ok(_) => (None, None),
-            Err(e) => (Some(e.code), Some(e.message.clone())),
+            Ok(_) => {
+                self.metrics
+                    .success(req.client_assertion.is_some(), latency_us);
+                (None, None)
+            }
+            Err(e) => {
+                self.metrics.failure(e.code, latency_us);
+                (Some(e.code), Some(e.message.clone()))
+            }
         };
         self.signins.record(SignInRecord {
             id: 0,
@@ -234,7 +242,7 @@ impl Keyless {
             error,
             client_ip: ctx.client_ip.clone(),
             correlation_id: ctx.correlation_id.clone(),
-            latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+            latency_us: i64::try_from(latency_us).unwrap_or(i64::MAX),
         });
         result
     }

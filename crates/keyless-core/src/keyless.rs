@@ -64,6 +64,7 @@ pub struct Keyless {
     pub(crate) key_writes: tokio::sync::Mutex<()>,
     pub(crate) issuers: IssuerCache,
     pub(crate) signins: SignInLog,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Keyless {
@@ -104,6 +105,7 @@ impl Keyless {
         Ok(Keyless {
             issuers,
             signins,
+            metrics: crate::metrics::Metrics::default(),
             store,
             clock,
             settings,
@@ -137,6 +139,27 @@ impl Keyless {
     /// The issuer metadata cache.
     pub fn issuer_cache(&self) -> &IssuerCache {
         &self.issuers
+    }
+
+    /// Prometheus text for `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(&[
+            (
+                "keyless_issuer_metadata_fetches_total",
+                "Discovery + JWKS fetches from external issuers.",
+                self.issuers.fetch_count(),
+            ),
+            (
+                "keyless_signin_log_written_total",
+                "Sign-in records written.",
+                self.signins.written(),
+            ),
+            (
+                "keyless_signin_log_dropped_total",
+                "Sign-in records dropped (buffer full or write failed).",
+                self.signins.dropped(),
+            ),
+        ])
     }
 
     /// The sign-in log writer.

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod keyless;
 pub mod keyring;
 pub mod management;
+pub mod metrics;
 pub mod names;
 pub mod rbac;
 pub mod settings;

@@ -40,6 +40,7 @@ pub fn build_router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .merge(sts)
         .fallback(arm::dispatch::handle)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -146,4 +147,17 @@ async fn protocol_error_shapes(
         };
         crate::errors::ArmResponseError::new(status, code, message).into_response()
     }
+}
+
+/// `GET /metrics`: Prometheus text (counts only; nothing secret).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.keyless.render_metrics(),
+    )
 }
