@@ -292,6 +292,17 @@ impl Keyless {
         self.reload_keys().await
     }
 
+    /// Periodic housekeeping: signing keys (see [`Keyless::ensure_signing_keys`]) and
+    /// purging soft-deleted secrets whose retention has ended.
+    pub async fn maintenance(&self) -> Result<(), OpenError> {
+        self.ensure_signing_keys().await?;
+        let purged = self.store.purge_expired_secrets(self.clock.now()).await?;
+        if purged > 0 {
+            tracing::info!(purged, "purged deleted secrets past their retention");
+        }
+        Ok(())
+    }
+
     /// Rotates a tenant's signing key: the new key is published now and signs after the
     /// pre-publication window (`prepublish_secs`, default from settings); the previous
     /// key is retired when the new one takes over and stays published until its tokens

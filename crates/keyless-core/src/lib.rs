@@ -23,6 +23,7 @@ pub mod rbac;
 pub mod settings;
 pub mod signin;
 pub mod tokens;
+pub mod vault;
 pub mod view;
 
 pub use clock::{Clock, SystemClock};

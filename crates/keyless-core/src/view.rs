@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub static_issuers: HashMap<(String, String), Arc<crate::federation::issuer_cache::IssuerKeys>>,
     /// Static-JWKS registrations.
     pub trusted_issuers: Vec<keyless_store::TrustedIssuerRecord>,
+    /// Vaults by lowercase name (data-plane routing and authorisation).
+    pub vaults: HashMap<String, Arc<keyless_store::VaultRecord>>,
 }
 
 impl Snapshot {
@@ -74,6 +76,12 @@ impl Snapshot {
         }
         s.assignments = store.all_role_assignments().await?;
         s.trusted_issuers = store.all_trusted_issuers().await?;
+        s.vaults = store
+            .all_vaults()
+            .await?
+            .into_iter()
+            .map(|v| (v.name.to_ascii_lowercase(), Arc::new(v)))
+            .collect();
         for t in &s.trusted_issuers {
             match keyless_jose::JwkSet::parse(t.jwks.as_bytes(), 100) {
                 Ok(set) => {

@@ -11,5 +11,6 @@ pub mod router;
 pub mod serve;
 pub mod sts;
 pub mod tls;
+pub mod vault;
 
 pub use router::{AppState, build_router};

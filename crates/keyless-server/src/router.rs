@@ -51,6 +51,10 @@ pub fn build_router(state: AppState) -> Router {
             state.clone(),
             protocol_error_shapes,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            vault_hosts,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(
             tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer::new([
@@ -160,4 +164,58 @@ async fn metrics(
         )],
         state.keyless.render_metrics(),
     )
+}
+
+/// The host the client called (`:authority` on HTTP/2, `Host` on HTTP/1.1).
+fn request_host<B>(req: &axum::http::Request<B>) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+}
+
+/// Sends requests for vault hosts to the vault data plane; everything else goes on to
+/// the token service and management API.
+async fn vault_hosts(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let public_host = state.keyless.settings().public.host.clone();
+    let Some(host) = request_host(&req) else {
+        return next.run(req).await;
+    };
+    let Some(vault) = crate::vault::vault_name_from_host(&host, &public_host) else {
+        return next.run(req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return crate::errors::ArmResponseError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!(
+                    "The request body is larger than the {MAX_BODY_BYTES} bytes accepted here."
+                ),
+            )
+            .into_response();
+        }
+    };
+    crate::vault::handle(
+        state,
+        vault,
+        host,
+        parts.method,
+        parts.uri,
+        parts.headers,
+        bytes,
+    )
+    .await
 }

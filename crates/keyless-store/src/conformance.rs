@@ -32,6 +32,7 @@ pub async fn run(store: Arc<dyn Store>) -> Result<(), StoreError> {
     signing_keys(&*store).await?;
     trusted_issuers(&*store).await?;
     signins(&*store).await?;
+    vaults_and_secrets(&*store).await?;
     Ok(())
 }
 
@@ -485,6 +486,154 @@ async fn signins(s: &dyn Store) -> Result<(), StoreError> {
     check(
         s.query_signins(&other).await?.is_empty(),
         "tenants are separate",
+    );
+    Ok(())
+}
+
+fn secret_version(vault: &str, name: &str, version: &str, at: i64) -> SecretVersionRecord {
+    SecretVersionRecord {
+        vault: vault.into(),
+        name: name.into(),
+        version: version.into(),
+        sealed_value: vec![9, 9],
+        content_type: Some("text/plain".into()),
+        tags: Map::new(),
+        enabled: true,
+        nbf: None,
+        exp: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn vaults_and_secrets(s: &dyn Store) -> Result<(), StoreError> {
+    s.upsert_resource_group(&rg("vault-rg")).await?;
+    let v = VaultRecord {
+        name: "Vault-One".into(),
+        subscription_id: S.into(),
+        resource_group: "VAULT-RG".into(),
+        tenant_id: T.into(),
+        location: "westeurope".into(),
+        tags: Map::new(),
+        soft_delete_days: 90,
+        purge_protection: false,
+        created_at: 1,
+    };
+    let (stored, o) = s.upsert_vault(&v).await?;
+    check(
+        o == UpsertOutcome::Created && stored.resource_group == "vault-rg",
+        "vault created under the stored group name",
+    );
+    let (_, o) = s
+        .upsert_vault(&VaultRecord {
+            name: "vault-one".into(),
+            ..v.clone()
+        })
+        .await?;
+    check(
+        o == UpsertOutcome::Updated,
+        "same vault updated, names ignore case",
+    );
+    s.upsert_resource_group(&rg("other-rg")).await?;
+    let taken = s
+        .upsert_vault(&VaultRecord {
+            resource_group: "other-rg".into(),
+            ..v.clone()
+        })
+        .await;
+    check(
+        matches!(taken, Err(StoreError::Conflict(_))),
+        "vault names are global",
+    );
+
+    s.add_secret_version(&secret_version("vault-one", "Db-Password", "a1", 10))
+        .await?;
+    s.add_secret_version(&secret_version("VAULT-ONE", "db-password", "a2", 11))
+        .await?;
+    let sec = s
+        .get_secret("vault-one", "DB-PASSWORD")
+        .await?
+        .unwrap_or_else(|| panic!("secret exists"));
+    check(
+        sec.name == "Db-Password" && sec.versions.len() == 2,
+        "two versions, first casing kept",
+    );
+    check(
+        sec.versions.last().map(|x| x.version.as_str()) == Some("a2"),
+        "versions in order",
+    );
+    let orphan = s
+        .add_secret_version(&secret_version("nope", "x", "a1", 1))
+        .await;
+    check(
+        matches!(orphan, Err(StoreError::ParentNotFound(_))),
+        "secret needs its vault",
+    );
+
+    let mut upd = secret_version("vault-one", "db-password", "a1", 10);
+    upd.enabled = false;
+    upd.updated_at = 20;
+    check(s.update_secret_version(&upd).await?, "version updated");
+    check(
+        !s.update_secret_version(&secret_version("vault-one", "db-password", "zz", 1))
+            .await?,
+        "unknown version",
+    );
+
+    check(
+        s.soft_delete_secret("vault-one", "db-password", 30, 100)
+            .await?,
+        "soft deleted",
+    );
+    check(
+        !s.soft_delete_secret("vault-one", "db-password", 31, 100)
+            .await?,
+        "already deleted",
+    );
+    let reuse = s
+        .add_secret_version(&secret_version("vault-one", "db-password", "a3", 32))
+        .await;
+    check(
+        matches!(reuse, Err(StoreError::Conflict(_))),
+        "a deleted name cannot be reused",
+    );
+    check(
+        s.recover_secret("vault-one", "db-password").await?,
+        "recovered",
+    );
+    check(
+        s.get_secret("vault-one", "db-password")
+            .await?
+            .is_some_and(|x| x.deleted_at.is_none() && x.versions.len() == 2),
+        "recovered whole",
+    );
+    s.add_secret_version(&secret_version("vault-one", "other", "b1", 40))
+        .await?;
+    check(s.list_secrets("vault-one").await?.len() == 2, "two secrets");
+    s.soft_delete_secret("vault-one", "other", 50, 60).await?;
+    check(s.purge_expired_secrets(59).await? == 0, "not yet purged");
+    check(s.purge_expired_secrets(60).await? == 1, "purged on time");
+    check(
+        s.get_secret("vault-one", "other").await?.is_none(),
+        "purged for good",
+    );
+
+    let vault_scope = format!(
+        "/subscriptions/{S}/resourceGroups/vault-rg/providers/Microsoft.KeyVault/vaults/vault-one"
+    );
+    s.insert_role_assignment(&assignment("on-vault", &vault_scope, "p5"))
+        .await?;
+    check(s.delete_vault("VAULT-ONE").await?, "vault deleted");
+    check(
+        s.get_secret("vault-one", "db-password").await?.is_none(),
+        "secrets go with the vault",
+    );
+    check(
+        !s.all_role_assignments()
+            .await?
+            .iter()
+            .any(|a| a.name == "on-vault"),
+        "assignments on the vault go with it",
     );
     Ok(())
 }

@@ -207,3 +207,68 @@ pub struct SignInQuery {
     /// Most rows, newest first.
     pub limit: u32,
 }
+
+/// A vault (ARM resource `Microsoft.KeyVault/vaults`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VaultRecord {
+    /// Globally unique name (a host name label).
+    pub name: String,
+    /// Subscription.
+    pub subscription_id: String,
+    /// Resource group (as stored on the group).
+    pub resource_group: String,
+    /// Tenant whose tokens the vault accepts.
+    pub tenant_id: String,
+    /// Region.
+    pub location: String,
+    /// Tags.
+    pub tags: Map<String, Value>,
+    /// Days a deleted secret stays recoverable (0: no soft delete).
+    pub soft_delete_days: i64,
+    /// Whether purging is refused while recoverable.
+    pub purge_protection: bool,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+/// One version of a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretVersionRecord {
+    /// Vault name.
+    pub vault: String,
+    /// Secret name.
+    pub name: String,
+    /// 32 lowercase hex characters.
+    pub version: String,
+    /// Value sealed with the key-encryption key.
+    pub sealed_value: Vec<u8>,
+    /// Content type.
+    pub content_type: Option<String>,
+    /// Tags.
+    pub tags: Map<String, Value>,
+    /// Whether the version may be read.
+    pub enabled: bool,
+    /// Not valid before.
+    pub nbf: Option<i64>,
+    /// Expiry.
+    pub exp: Option<i64>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last update.
+    pub updated_at: i64,
+}
+
+/// A secret's state: its versions (oldest first) and whether it is soft-deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretRecord {
+    /// Vault name.
+    pub vault: String,
+    /// Secret name (as first created).
+    pub name: String,
+    /// When it was deleted, while recoverable.
+    pub deleted_at: Option<i64>,
+    /// When it will be purged.
+    pub purge_at: Option<i64>,
+    /// Versions, oldest first.
+    pub versions: Vec<SecretVersionRecord>,
+}

@@ -159,4 +159,43 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_signins(&self, records: &[SignInRecord]) -> Result<(), StoreError>;
     /// Queries the sign-in log, newest first.
     async fn query_signins(&self, q: &SignInQuery) -> Result<Vec<SignInRecord>, StoreError>;
+
+    /// Creates a vault, or updates location and tags of the same vault in the same
+    /// group. [`StoreError::Conflict`] when the name is taken elsewhere (names are
+    /// global); [`StoreError::ParentNotFound`] without the group.
+    async fn upsert_vault(
+        &self,
+        v: &VaultRecord,
+    ) -> Result<(VaultRecord, UpsertOutcome), StoreError>;
+    /// One vault by name (any subscription).
+    async fn get_vault(&self, name: &str) -> Result<Option<VaultRecord>, StoreError>;
+    /// Every vault.
+    async fn all_vaults(&self) -> Result<Vec<VaultRecord>, StoreError>;
+    /// Deletes a vault and its secrets.
+    async fn delete_vault(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Adds a new version of a secret (creating the secret). [`StoreError::Conflict`]
+    /// while the name is soft-deleted; [`StoreError::ParentNotFound`] without the vault.
+    async fn add_secret_version(&self, v: &SecretVersionRecord) -> Result<(), StoreError>;
+    /// A secret with all its versions, deleted or not.
+    async fn get_secret(&self, vault: &str, name: &str)
+    -> Result<Option<SecretRecord>, StoreError>;
+    /// Every secret of a vault with its versions, by name.
+    async fn list_secrets(&self, vault: &str) -> Result<Vec<SecretRecord>, StoreError>;
+    /// Replaces a version's metadata (content type, tags, enabled, nbf, exp, updated).
+    async fn update_secret_version(&self, v: &SecretVersionRecord) -> Result<bool, StoreError>;
+    /// Marks a live secret deleted (soft delete); false when absent or already deleted.
+    async fn soft_delete_secret(
+        &self,
+        vault: &str,
+        name: &str,
+        at: i64,
+        purge_at: i64,
+    ) -> Result<bool, StoreError>;
+    /// Brings a soft-deleted secret back; false when it is not deleted.
+    async fn recover_secret(&self, vault: &str, name: &str) -> Result<bool, StoreError>;
+    /// Removes a secret and all its versions for good.
+    async fn purge_secret(&self, vault: &str, name: &str) -> Result<bool, StoreError>;
+    /// Purges every soft-deleted secret whose purge time has come; returns how many.
+    async fn purge_expired_secrets(&self, now: i64) -> Result<u64, StoreError>;
 }

@@ -209,8 +209,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
-            if let Err(e) = maintenance.ensure_signing_keys().await {
-                tracing::warn!(error = %e, "signing key maintenance failed");
+            if let Err(e) = maintenance.maintenance().await {
+                tracing::warn!(error = %e, "maintenance failed");
             }
         }
     });

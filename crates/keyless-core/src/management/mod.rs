@@ -8,6 +8,7 @@ mod roles;
 mod trust;
 
 pub use credentials::FederatedCredentialInput;
+pub(crate) use groups::{check_location, check_tags};
 pub use roles::RoleAssignmentInput;
 
 use crate::error::{ErrorKind, ManagementError};

@@ -261,7 +261,119 @@ async fn route(
         {
             identities(state, c, method, sub, rg, rest, body).await
         }
+        (_, [t, sub, p, ns, ty])
+            if eq(t, "subscriptions")
+                && eq(p, "providers")
+                && eq(ns, "Microsoft.KeyVault")
+                && eq(ty, "vaults") =>
+        {
+            match *method {
+                Method::GET => {
+                    let list = k.list_vaults(c, sub, None).await?;
+                    ok(render::list(
+                        list.iter()
+                            .map(|v| render::vault(&k.settings().public, v))
+                            .collect(),
+                    ))
+                }
+                _ => Err(method_not_allowed(method)),
+            }
+        }
+        (_, [t, sub, r, rg, p, ns, ty, rest @ ..])
+            if eq(t, "subscriptions")
+                && eq(r, "resourcegroups")
+                && eq(p, "providers")
+                && eq(ns, "Microsoft.KeyVault")
+                && eq(ty, "vaults") =>
+        {
+            vaults(state, c, method, sub, rg, rest, body).await
+        }
         _ => Err(not_found_path(path)),
+    }
+}
+
+/// Body of a vault PUT.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VaultPut {
+    location: Option<String>,
+    #[serde(default)]
+    tags: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    properties: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    #[allow(dead_code)] // read-only fields clients echo back
+    id: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    name: Option<Value>,
+    #[serde(default, rename = "type")]
+    #[allow(dead_code)]
+    kind: Option<Value>,
+}
+
+async fn vaults(
+    state: &AppState,
+    c: &Caller,
+    method: &Method,
+    sub: &str,
+    rg: &str,
+    rest: &[&str],
+    body: &Bytes,
+) -> ArmResult {
+    let k = &state.keyless;
+    let public = &k.settings().public;
+    match (method, rest) {
+        (&Method::GET, []) => ok(render::list(
+            k.list_vaults(c, sub, Some(rg))
+                .await?
+                .iter()
+                .map(|v| render::vault(public, v))
+                .collect(),
+        )),
+        (_, [name]) => match *method {
+            Method::PUT => {
+                let put: VaultPut = json_body(body)?;
+                let props = put.properties.unwrap_or_default();
+                let bad = |m: &str| {
+                    ArmResponseError::new(StatusCode::BAD_REQUEST, "BadRequest", m.to_string())
+                };
+                if props
+                    .get("enableRbacAuthorization")
+                    .is_some_and(|v| v == &Value::Bool(false))
+                {
+                    return Err(bad(
+                        "Keyless vaults use the Azure RBAC permission model only: set enableRbacAuthorization to true or omit it.",
+                    ));
+                }
+                if let Some(t) = props.get("tenantId").and_then(Value::as_str)
+                    && !t.eq_ignore_ascii_case(&c.tenant_id)
+                {
+                    return Err(bad("properties.tenantId must be the tenant of the caller."));
+                }
+                if props
+                    .get("enableSoftDelete")
+                    .is_some_and(|v| v == &Value::Bool(false))
+                {
+                    return Err(bad("Soft delete cannot be turned off."));
+                }
+                let days = match props.get("softDeleteRetentionInDays") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(
+                        v.as_i64()
+                            .ok_or_else(|| bad("softDeleteRetentionInDays must be an integer."))?,
+                    ),
+                };
+                let (v, o) = k
+                    .put_vault(c, sub, rg, name, put.location.as_deref(), put.tags, days)
+                    .await?;
+                upserted(render::vault(public, &v), o)
+            }
+            Method::GET => ok(render::vault(public, &k.get_vault(c, sub, rg, name).await?)),
+            Method::DELETE => deleted(k.delete_vault(c, sub, rg, name).await?),
+            _ => Err(method_not_allowed(method)),
+        },
+        _ => Err(not_found_path(&format!("…/vaults/{}", rest.join("/")))),
     }
 }
 
@@ -280,6 +392,9 @@ fn family_of(s: &[&str]) -> Option<Family> {
     }
     if s.iter().any(|p| eq(p, "Microsoft.ManagedIdentity")) {
         return Some(Family::ManagedIdentity);
+    }
+    if s.iter().any(|p| eq(p, "Microsoft.KeyVault")) {
+        return Some(Family::KeyVault);
     }
     match s {
         [t] | [t, _] if eq(t, "tenants") || eq(t, "subscriptions") => Some(Family::Tenants),

@@ -172,3 +172,26 @@ pub fn signin(r: &SignInRecord) -> Value {
         "latencyMicroseconds": r.latency_us,
     })
 }
+
+/// A vault.
+pub fn vault(public: &keyless_core::PublicUrl, v: &keyless_store::VaultRecord) -> Value {
+    json!({
+        "id": keyless_core::vault::vault_id(&v.subscription_id, &v.resource_group, &v.name),
+        "name": v.name,
+        "type": "Microsoft.KeyVault/vaults",
+        "location": v.location,
+        "tags": v.tags,
+        "properties": {
+            "tenantId": v.tenant_id,
+            "sku": {"family": "A", "name": "standard"},
+            "accessPolicies": [],
+            "enableRbacAuthorization": true,
+            "enableSoftDelete": true,
+            "softDeleteRetentionInDays": v.soft_delete_days,
+            "enablePurgeProtection": v.purge_protection,
+            "vaultUri": public.vault_uri(&v.name),
+            "provisioningState": "Succeeded",
+            "publicNetworkAccess": "Enabled",
+        },
+    })
+}

@@ -7,6 +7,7 @@ pub(crate) enum Family {
     Resources,
     ManagedIdentity,
     Authorization,
+    KeyVault,
     Keyless,
 }
 
@@ -56,6 +57,7 @@ pub(crate) fn check(family: Family, version: &str) -> Result<(), String> {
         Family::Resources => date_at_least(version, "2021-04-01"),
         Family::ManagedIdentity => MANAGED_IDENTITY.contains(&version),
         Family::Authorization => AUTHORIZATION.contains(&version),
+        Family::KeyVault => date_at_least(version, "2019-09-01"),
         Family::Keyless => date_at_least(version, "2024-01-01"),
     };
     if ok {
@@ -66,6 +68,7 @@ pub(crate) fn check(family: Family, version: &str) -> Result<(), String> {
         Family::Resources => "2021-04-01 or later".into(),
         Family::ManagedIdentity => MANAGED_IDENTITY.join(", "),
         Family::Authorization => AUTHORIZATION.join(", "),
+        Family::KeyVault => "2019-09-01 or later".into(),
         Family::Keyless => "2024-01-01 or later".into(),
     })
 }

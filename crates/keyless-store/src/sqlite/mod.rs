@@ -763,6 +763,290 @@ impl Store for SqliteStore {
         .await?;
         rows.iter().map(signin_from_row).collect()
     }
+
+    async fn upsert_vault(
+        &self,
+        v: &VaultRecord,
+    ) -> Result<(VaultRecord, UpsertOutcome), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let group =
+            sqlx::query("SELECT name FROM resource_groups WHERE subscription_id = ? AND name = ?")
+                .bind(&v.subscription_id)
+                .bind(&v.resource_group)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(group) = group else {
+            return Err(StoreError::ParentNotFound(format!(
+                "resource group '{}'",
+                v.resource_group
+            )));
+        };
+        let group_name: String = group.try_get("name")?;
+        let existing =
+            sqlx::query("SELECT subscription_id, resource_group FROM vaults WHERE name = ?")
+                .bind(&v.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let tags = json_text(&v.tags)?;
+        let outcome = match existing {
+            Some(row) => {
+                let sub: String = row.try_get("subscription_id")?;
+                let rg: String = row.try_get("resource_group")?;
+                if sub != v.subscription_id || !rg.eq_ignore_ascii_case(&group_name) {
+                    return Err(StoreError::Conflict(format!(
+                        "the vault name '{}' is already in use",
+                        v.name
+                    )));
+                }
+                sqlx::query("UPDATE vaults SET location = ?, tags = ? WHERE name = ?")
+                    .bind(&v.location)
+                    .bind(&tags)
+                    .bind(&v.name)
+                    .execute(&mut *tx)
+                    .await?;
+                UpsertOutcome::Updated
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO vaults (name, subscription_id, resource_group, tenant_id, location, tags, soft_delete_days, purge_protection, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&v.name)
+                .bind(&v.subscription_id)
+                .bind(&group_name)
+                .bind(&v.tenant_id)
+                .bind(&v.location)
+                .bind(&tags)
+                .bind(v.soft_delete_days)
+                .bind(v.purge_protection)
+                .bind(v.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_or(e, "the vault name is already in use"))?;
+                UpsertOutcome::Created
+            }
+        };
+        let row = sqlx::query("SELECT * FROM vaults WHERE name = ?")
+            .bind(&v.name)
+            .fetch_one(&mut *tx)
+            .await?;
+        let stored = vault_from_row(&row)?;
+        tx.commit().await?;
+        Ok((stored, outcome))
+    }
+
+    async fn get_vault(&self, name: &str) -> Result<Option<VaultRecord>, StoreError> {
+        sqlx::query("SELECT * FROM vaults WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(vault_from_row)
+            .transpose()
+    }
+
+    async fn all_vaults(&self) -> Result<Vec<VaultRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM vaults ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(vault_from_row).collect()
+    }
+
+    async fn delete_vault(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let Some(row) = sqlx::query("SELECT * FROM vaults WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let v = vault_from_row(&row)?;
+        let scope = format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}",
+            v.subscription_id, v.resource_group, v.name
+        );
+        delete_assignments_at_or_below(&mut tx, &scope).await?;
+        sqlx::query("DELETE FROM vaults WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn add_secret_version(&self, v: &SecretVersionRecord) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        if sqlx::query("SELECT 1 FROM vaults WHERE name = ?")
+            .bind(&v.vault)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::ParentNotFound(format!("vault '{}'", v.vault)));
+        }
+        let state = sqlx::query("SELECT deleted_at FROM secrets WHERE vault = ? AND name = ?")
+            .bind(&v.vault)
+            .bind(&v.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match state {
+            Some(row) => {
+                let deleted: Option<i64> = row.try_get("deleted_at")?;
+                if deleted.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "Secret {} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.",
+                        v.name
+                    )));
+                }
+            }
+            None => {
+                sqlx::query("INSERT INTO secrets (vault, name) VALUES (?, ?)")
+                    .bind(&v.vault)
+                    .bind(&v.name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM secret_versions WHERE vault = ? AND name = ?")
+            .bind(&v.vault)
+            .bind(&v.name)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        sqlx::query(
+            "INSERT INTO secret_versions (vault, name, version, sealed_value, content_type, tags, enabled, nbf, exp, created_at, updated_at, seq)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&v.vault)
+        .bind(&v.name)
+        .bind(&v.version)
+        .bind(&v.sealed_value)
+        .bind(&v.content_type)
+        .bind(json_text(&v.tags)?)
+        .bind(v.enabled)
+        .bind(v.nbf)
+        .bind(v.exp)
+        .bind(v.created_at)
+        .bind(v.updated_at)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, "version exists"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_secret(
+        &self,
+        vault: &str,
+        name: &str,
+    ) -> Result<Option<SecretRecord>, StoreError> {
+        let Some(row) = sqlx::query("SELECT * FROM secrets WHERE vault = ? AND name = ?")
+            .bind(vault)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let versions =
+            sqlx::query("SELECT * FROM secret_versions WHERE vault = ? AND name = ? ORDER BY seq")
+                .bind(vault)
+                .bind(name)
+                .fetch_all(&self.reader)
+                .await?;
+        let versions: Vec<&sqlx::sqlite::SqliteRow> = versions.iter().collect();
+        Ok(Some(secret_from_rows(&row, &versions)?))
+    }
+
+    async fn list_secrets(&self, vault: &str) -> Result<Vec<SecretRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM secrets WHERE vault = ? ORDER BY name")
+            .bind(vault)
+            .fetch_all(&self.reader)
+            .await?;
+        let versions =
+            sqlx::query("SELECT * FROM secret_versions WHERE vault = ? ORDER BY name, seq")
+                .bind(vault)
+                .fetch_all(&self.reader)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let name: String = row.try_get("name")?;
+            let mine: Vec<_> = versions
+                .iter()
+                .filter(|v| {
+                    v.try_get::<String, _>("name")
+                        .is_ok_and(|n| n.eq_ignore_ascii_case(&name))
+                })
+                .collect();
+            out.push(secret_from_rows(row, &mine)?);
+        }
+        Ok(out)
+    }
+
+    async fn update_secret_version(&self, v: &SecretVersionRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE secret_versions SET content_type = ?, tags = ?, enabled = ?, nbf = ?, exp = ?, updated_at = ?
+             WHERE vault = ? AND name = ? AND version = ?",
+        )
+        .bind(&v.content_type)
+        .bind(json_text(&v.tags)?)
+        .bind(v.enabled)
+        .bind(v.nbf)
+        .bind(v.exp)
+        .bind(v.updated_at)
+        .bind(&v.vault)
+        .bind(&v.name)
+        .bind(&v.version)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn soft_delete_secret(
+        &self,
+        vault: &str,
+        name: &str,
+        at: i64,
+        purge_at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE secrets SET deleted_at = ?, purge_at = ? WHERE vault = ? AND name = ? AND deleted_at IS NULL")
+            .bind(at)
+            .bind(purge_at)
+            .bind(vault)
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn recover_secret(&self, vault: &str, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE secrets SET deleted_at = NULL, purge_at = NULL WHERE vault = ? AND name = ? AND deleted_at IS NOT NULL")
+            .bind(vault)
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn purge_secret(&self, vault: &str, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM secrets WHERE vault = ? AND name = ?")
+            .bind(vault)
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn purge_expired_secrets(&self, now: i64) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM secrets WHERE deleted_at IS NOT NULL AND purge_at <= ?")
+                .bind(now)
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 async fn delete_assignments_at_or_below(

@@ -141,3 +141,49 @@ pub(super) fn signin_from_row(r: &SqliteRow) -> Result<SignInRecord, StoreError>
         latency_us: r.try_get("latency_us")?,
     })
 }
+
+pub(super) fn vault_from_row(r: &SqliteRow) -> Result<VaultRecord, StoreError> {
+    Ok(VaultRecord {
+        name: r.try_get("name")?,
+        subscription_id: r.try_get("subscription_id")?,
+        resource_group: r.try_get("resource_group")?,
+        tenant_id: r.try_get("tenant_id")?,
+        location: r.try_get("location")?,
+        tags: json_map(&r.try_get::<String, _>("tags")?)?,
+        soft_delete_days: r.try_get("soft_delete_days")?,
+        purge_protection: r.try_get("purge_protection")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn secret_version_from_row(r: &SqliteRow) -> Result<SecretVersionRecord, StoreError> {
+    Ok(SecretVersionRecord {
+        vault: r.try_get("vault")?,
+        name: r.try_get("name")?,
+        version: r.try_get("version")?,
+        sealed_value: r.try_get("sealed_value")?,
+        content_type: r.try_get("content_type")?,
+        tags: json_map(&r.try_get::<String, _>("tags")?)?,
+        enabled: r.try_get("enabled")?,
+        nbf: r.try_get("nbf")?,
+        exp: r.try_get("exp")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn secret_from_rows(
+    r: &SqliteRow,
+    versions: &[&SqliteRow],
+) -> Result<SecretRecord, StoreError> {
+    Ok(SecretRecord {
+        vault: r.try_get("vault")?,
+        name: r.try_get("name")?,
+        deleted_at: r.try_get("deleted_at")?,
+        purge_at: r.try_get("purge_at")?,
+        versions: versions
+            .iter()
+            .map(|v| secret_version_from_row(v))
+            .collect::<Result<_, _>>()?,
+    })
+}

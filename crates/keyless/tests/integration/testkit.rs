@@ -239,8 +239,8 @@ struct Spawned {
 }
 
 async fn spawn(data_dir: &Path, listen: &str, extra_args: &[String]) -> Result<Spawned> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyless"))
-        .arg("serve")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyless"));
+    cmd.arg("serve")
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--listen")
@@ -250,14 +250,21 @@ async fn spawn(data_dir: &Path, listen: &str, extra_args: &[String]) -> Result<S
         .env_remove("KEYLESS_LISTEN")
         .env_remove("KEYLESS_PUBLIC_HOST")
         .env_remove("KEYLESS_DATABASE_URL")
-        .env_remove("KEYLESS_KEK")
+        .env_remove("KEYLESS_KEK");
+    launch(cmd, "keyless serve").await
+}
+
+/// Starts `cmd` (the `keyless` binary with its arguments), captures its output and
+/// waits for its `... ready at URL` line.
+async fn launch(mut cmd: Command, what: &str) -> Result<Spawned> {
+    let mut child = cmd
         .env("KEYLESS_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .context("spawning keyless serve")?;
+        .with_context(|| format!("spawning {what}"))?;
 
     let stderr_buf = Arc::new(Mutex::new(String::new()));
     let stderr = child.stderr.take().context("no stderr pipe")?;
@@ -305,7 +312,7 @@ async fn spawn(data_dir: &Path, listen: &str, extra_args: &[String]) -> Result<S
                 Ok(Ok(Some(_))) => unreachable!(),
             };
             bail!(
-                "keyless serve did not start: {why}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                "{what} did not start: {why}\n--- stdout ---\n{}\n--- stderr ---\n{}",
                 stdout_buf.lock().unwrap(),
                 stderr_buf.lock().unwrap()
             );
@@ -323,8 +330,10 @@ async fn spawn(data_dir: &Path, listen: &str, extra_args: &[String]) -> Result<S
     };
     ensure!(url.starts_with("https://"), "unexpected ready URL {url}");
     let port: u16 = url
-        .rsplit(':')
+        .trim_start_matches("https://")
+        .split('/')
         .next()
+        .and_then(|authority| authority.rsplit(':').next())
         .and_then(|p| p.parse().ok())
         .with_context(|| format!("no port in {url}"))?;
     Ok(Spawned {
@@ -771,5 +780,487 @@ impl Drop for Server {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Federation: the dev cluster issuer, crafted tokens, exchanges, metrics.
+// ---------------------------------------------------------------------------------
+
+/// The audience the workload identity webhook projects tokens for.
+pub const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// `client_assertion_type` of the assertion grant.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Now, Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Unpadded base64url.
+pub fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A running `keyless dev-cluster`: a stand-in Kubernetes service-account issuer that
+/// serves discovery and its JWKS over HTTPS with its own CA (`ca.pem`).
+pub struct DevCluster {
+    child: Option<Child>,
+    drains: Vec<tokio::task::JoinHandle<()>>,
+    data: tempfile::TempDir,
+    /// The issuer URL (`iss` of its tokens), e.g. `https://localhost:PORT`.
+    pub issuer: String,
+    /// `https://localhost:PORT`, where `/mint` and `/rotate` live.
+    pub origin: String,
+    /// Trusts only the dev cluster's CA.
+    pub client: reqwest::Client,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl std::fmt::Debug for DevCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevCluster")
+            .field("issuer", &self.issuer)
+            .finish()
+    }
+}
+
+impl DevCluster {
+    /// Starts `keyless dev-cluster` on 127.0.0.1, port 0, with a fresh data directory
+    /// and `extra_args` (e.g. `--token-file F --namespace NS --service-account SA`,
+    /// `--issuer-path /p`); waits for its ready line.
+    pub async fn start(extra_args: &[&str]) -> Result<DevCluster> {
+        let data = tempfile::tempdir().context("creating the dev cluster dir")?;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyless"));
+        cmd.arg("dev-cluster")
+            .arg("--data-dir")
+            .arg(data.path().join("cluster"))
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(extra_args)
+            .env_remove("KEYLESS_DEV_CLUSTER_DATA_DIR");
+        let spawned = launch(cmd, "keyless dev-cluster").await?;
+        let client = client_trusting(&data.path().join("cluster").join("ca.pem"))?;
+        Ok(DevCluster {
+            child: Some(spawned.child),
+            drains: spawned.drains,
+            data,
+            origin: format!("https://localhost:{}", spawned.port),
+            issuer: spawned.url,
+            client,
+            stderr: spawned.stderr,
+        })
+    }
+
+    /// The dev cluster's CA certificate (what Keyless needs in `--trust-ca`).
+    pub fn ca_path(&self) -> PathBuf {
+        self.data.path().join("cluster").join("ca.pem")
+    }
+
+    /// A scratch directory that lives as long as the dev cluster (for token files).
+    pub fn scratch(&self) -> PathBuf {
+        self.data.path().to_path_buf()
+    }
+
+    /// What the dev cluster logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// `POST /mint` with this body (every field optional:
+    /// `namespace`, `serviceAccount`, `audiences`, `expirationSeconds`, `podName`).
+    pub async fn mint_with(&self, body: Value) -> Result<String> {
+        let resp = self
+            .client
+            .post(format!("{}/mint", self.origin))
+            .json(&body)
+            .send()
+            .await
+            .context("POST /mint")?;
+        let r = reply(resp).await?;
+        ensure!(r.code() == 200, "mint {body}: {} {}", r.code(), r.body);
+        r.body["token"]
+            .as_str()
+            .map(str::to_string)
+            .context("no token in the mint reply")
+    }
+
+    /// A token for `system:serviceaccount:{namespace}:{service_account}` with the
+    /// exchange audience, valid for an hour.
+    pub async fn mint(&self, namespace: &str, service_account: &str) -> Result<String> {
+        self.mint_with(serde_json::json!({
+            "namespace": namespace,
+            "serviceAccount": service_account,
+            "audiences": [EXCHANGE_AUDIENCE],
+            "expirationSeconds": 3600,
+            "podName": "pod-1",
+        }))
+        .await
+    }
+
+    /// `POST /rotate`: a new signing key, published next to the old one; returns the
+    /// new key id.
+    pub async fn rotate(&self) -> Result<String> {
+        let resp = self
+            .client
+            .post(format!("{}/rotate", self.origin))
+            .send()
+            .await
+            .context("POST /rotate")?;
+        let r = reply(resp).await?;
+        ensure!(r.code() == 200, "rotate: {} {}", r.code(), r.body);
+        r.body["kid"]
+            .as_str()
+            .map(str::to_string)
+            .context("no kid in the rotate reply")
+    }
+
+    /// The key ids of the published JWKS.
+    pub async fn jwks_kids(&self) -> Result<Vec<String>> {
+        let resp = self
+            .client
+            .get(format!("{}/openid/v1/jwks", self.issuer))
+            .send()
+            .await
+            .context("GET jwks")?;
+        let r = reply(resp).await?;
+        ensure!(r.code() == 200, "jwks: {} {}", r.code(), r.body);
+        Ok(r.body["keys"]
+            .as_array()
+            .context("no keys")?
+            .iter()
+            .filter_map(|k| k["kid"].as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// Sends a signal (`-STOP`, `-CONT`, `-KILL`) to the dev cluster process.
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .context("the dev cluster is not running")?;
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .context("running kill")?;
+        ensure!(status.success(), "kill {signal} {pid} failed");
+        Ok(())
+    }
+
+    /// Stops the dev cluster for good (SIGKILL, like a crashed or unreachable issuer)
+    /// and waits until its port is closed.
+    pub async fn kill(&mut self) -> Result<()> {
+        let mut child = self
+            .child
+            .take()
+            .context("the dev cluster is not running")?;
+        child.start_kill().context("killing the dev cluster")?;
+        tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .map_err(|_| anyhow!("the dev cluster did not exit within 10 s"))?
+            .context("waiting for the dev cluster")?;
+        for drain in std::mem::take(&mut self.drains) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            // A stopped process would not act on SIGKILL until continued.
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .arg("-CONT")
+                    .arg(pid.to_string())
+                    .status();
+            }
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// A managed identity made for a test.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Its resource id, as ARM returned it.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its client id.
+    pub client_id: String,
+    /// Its principal (object) id.
+    pub principal_id: String,
+}
+
+/// Federated credential properties: issuer, subject and the exchange audience.
+pub fn credential(issuer: &str, subject: &str) -> Value {
+    serde_json::json!({"issuer": issuer, "subject": subject, "audiences": [EXCHANGE_AUDIENCE]})
+}
+
+/// Everything a token request needs, cheap to clone into tasks.
+#[derive(Debug, Clone)]
+pub struct Exchanger {
+    client: reqwest::Client,
+    url_v2: String,
+    url_v1: String,
+    /// The resource manager URL (`aud` of the tokens asked for).
+    pub resource: String,
+}
+
+impl Exchanger {
+    /// Exchanges `assertion` for a resource manager token at the v2 endpoint.
+    pub async fn exchange(&self, client_id: &str, assertion: &str) -> Result<Reply> {
+        self.exchange_with(client_id, assertion, &[]).await
+    }
+
+    /// The same with extra request headers (e.g. `client-request-id`).
+    pub async fn exchange_with(
+        &self,
+        client_id: &str,
+        assertion: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply> {
+        let scope = format!("{}.default", self.resource);
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", assertion),
+            ("scope", scope.as_str()),
+        ];
+        self.post(&self.url_v2, &form, headers).await
+    }
+
+    /// Exchanges `assertion` at the v1 endpoint (`resource=`).
+    pub async fn exchange_v1(&self, client_id: &str, assertion: &str) -> Result<Reply> {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", assertion),
+            ("resource", self.resource.as_str()),
+        ];
+        self.post(&self.url_v1, &form, &[]).await
+    }
+
+    /// POSTs a raw form to the v2 token endpoint.
+    pub async fn post_v2(&self, form: &[(&str, &str)]) -> Result<Reply> {
+        self.post(&self.url_v2, form, &[]).await
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Result<Reply> {
+        let mut req = self.client.post(url).form(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        reply(req.send().await.context("POST token")?).await
+    }
+}
+
+impl Server {
+    /// Starts a server that trusts the dev cluster: `--allow-private-issuers` and
+    /// `--trust-ca {cluster ca.pem}`.
+    pub async fn start_trusting(cluster: &DevCluster) -> Result<Server> {
+        let ca = cluster.ca_path();
+        let ca = ca.to_str().context("non-UTF-8 temp path")?;
+        Server::start(&["--allow-private-issuers", "--trust-ca", ca]).await
+    }
+
+    /// A token-request helper for this server.
+    pub fn exchanger(&self) -> Exchanger {
+        Exchanger {
+            client: self.client.clone(),
+            url_v2: self.at(&self.token_path_v2()),
+            url_v1: self.at(&self.token_path_v1()),
+            resource: self.admin.resource_manager_url.clone(),
+        }
+    }
+
+    /// Exchanges `assertion` for a resource manager token (v2 endpoint).
+    pub async fn exchange(&self, client_id: &str, assertion: &str) -> Result<Reply> {
+        self.exchanger().exchange(client_id, assertion).await
+    }
+
+    /// Creates resource group `rg` (if needed), identity `name` in it, and federated
+    /// credential `fic1` with `properties`.
+    pub async fn identity_with_credential(
+        &self,
+        rg: &str,
+        name: &str,
+        properties: Value,
+    ) -> Result<Identity> {
+        self.create_rg(rg).await?;
+        let body = self.create_identity(rg, name).await?;
+        let r = self.put_fic(rg, name, "fic1", properties).await?;
+        ensure!(
+            r.code() == 201,
+            "creating the credential: {} {}",
+            r.code(),
+            r.body
+        );
+        let s = |v: &Value| v.as_str().map(str::to_string).context("missing field");
+        Ok(Identity {
+            id: s(&body["id"])?,
+            name: name.to_string(),
+            client_id: s(&body["properties"]["clientId"])?,
+            principal_id: s(&body["properties"]["principalId"])?,
+        })
+    }
+
+    /// Registers an issuer with a static JWKS (`PUT /providers/Keyless/trustedIssuers`).
+    pub async fn register_issuer(&self, name: &str, issuer: &str, jwks: Value) -> Result<()> {
+        let r = self
+            .armv(
+                Method::PUT,
+                &format!("/providers/Keyless/trustedIssuers/{name}"),
+                KEYLESS_API,
+                Some(serde_json::json!({"properties": {"issuer": issuer, "jwks": jwks}})),
+            )
+            .await?;
+        ensure!(
+            r.code() == 201 || r.code() == 200,
+            "registering {issuer}: {} {}",
+            r.code(),
+            r.body
+        );
+        Ok(())
+    }
+
+    /// A counter from `GET /metrics`.
+    pub async fn metric(&self, name: &str) -> Result<u64> {
+        let resp = self
+            .client
+            .get(self.at("/metrics"))
+            .send()
+            .await
+            .context("GET /metrics")?;
+        ensure!(resp.status() == 200, "/metrics: {}", resp.status());
+        let text = resp.text().await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("no {name} in /metrics:\n{text}"))
+    }
+
+    /// `keyless_issuer_metadata_fetches_total`.
+    pub async fn issuer_fetches(&self) -> Result<u64> {
+        self.metric("keyless_issuer_metadata_fetches_total").await
+    }
+}
+
+/// Keys of a test-only issuer registered with a static JWKS, for tokens no real
+/// issuer would mint (expired, forged, malformed...).
+pub struct TestIssuer {
+    /// `iss`.
+    pub issuer: String,
+    /// RS256 key, kid `rsa-1`.
+    pub rsa: keyless_jose::SigningKey,
+    /// ES256 key, kid `ec-1`.
+    pub ec: keyless_jose::SigningKey,
+}
+
+impl TestIssuer {
+    /// Fresh keys for `issuer`.
+    pub fn new(issuer: &str) -> Result<TestIssuer> {
+        use keyless_jose::{Alg, SigningKey};
+        Ok(TestIssuer {
+            issuer: issuer.to_string(),
+            rsa: SigningKey::generate(Alg::RS256, "rsa-1".into())?,
+            ec: SigningKey::generate(Alg::ES256, "ec-1".into())?,
+        })
+    }
+
+    /// The JWKS to register.
+    pub fn jwks(&self) -> Value {
+        serde_json::json!({"keys": [self.rsa.public_jwk(), self.ec.public_jwk()]})
+    }
+
+    /// Kubernetes-like claims for `subject`, audience the exchange audience, valid
+    /// for ten minutes from now.
+    pub fn claims(&self, subject: &str) -> Value {
+        let now = now();
+        serde_json::json!({
+            "aud": [EXCHANGE_AUDIENCE],
+            "exp": now + 600,
+            "iat": now,
+            "iss": self.issuer,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "nbf": now,
+            "sub": subject,
+        })
+    }
+
+    /// `claims` signed RS256 with the issuer's RSA key (header `typ, alg, kid`).
+    pub fn sign(&self, claims: &Value) -> String {
+        self.rsa.sign_jwt("JWT", claims).expect("signing")
+    }
+
+    /// A compact JWS with exactly this header, RS256-signed with `key`'s private key
+    /// (whatever the header says).
+    pub fn sign_raw(key: &keyless_jose::SigningKey, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let sig = rs256(key, input.as_bytes());
+        format!("{input}.{}", b64url(&sig))
+    }
+}
+
+/// RS256 (RSASSA-PKCS1-v1_5 SHA-256) over `message` with an RSA key, through rustls'
+/// signer (the JOSE crate only signs with its own headers).
+pub fn rs256(key: &keyless_jose::SigningKey, message: &[u8]) -> Vec<u8> {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
+    let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&der).expect("RSA key");
+    let signer = signing
+        .choose_scheme(&[rustls::SignatureScheme::RSA_PKCS1_SHA256])
+        .expect("RS256 signer");
+    signer.sign(message).expect("signing")
+}
+
+/// HMAC-SHA256 (RFC 2104), for forging `HS256` tokens.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&keyless_jose::sha256(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = block.iter().map(|b| b ^ 0x36).collect::<Vec<u8>>();
+    inner.extend_from_slice(message);
+    let mut outer = block.iter().map(|b| b ^ 0x5c).collect::<Vec<u8>>();
+    outer.extend_from_slice(&keyless_jose::sha256(&inner));
+    keyless_jose::sha256(&outer)
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn poll<T, F, Fut>(secs: u64, mut f: F) -> Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await? {
+            return Ok(Some(v));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

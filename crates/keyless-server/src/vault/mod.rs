@@ -1,0 +1,8 @@
+//! The Key Vault-compatible data plane, served on vault hosts
+//! (`https://{vault}.vault.{public-host}[:port]`) on the same listener as everything
+//! else: requests are routed by host before path routing.
+
+mod handlers;
+mod render;
+
+pub use handlers::{handle, vault_name_from_host};
