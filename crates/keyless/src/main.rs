@@ -2,6 +2,7 @@
 
 mod dev_cluster;
 mod keys;
+mod keyvault;
 mod manage;
 mod process;
 mod serve;
@@ -25,6 +26,9 @@ enum Command {
     /// Manage Keyless' own token signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Vaults and their secrets (like `az keyvault`).
+    #[command(subcommand)]
+    Keyvault(keyvault::KeyvaultCommand),
     /// Issuers trusted through a static JWKS (private and air-gapped clusters).
     #[command(subcommand)]
     Issuer(trust::IssuerCommand),
@@ -58,6 +62,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(*args).await,
             Command::Keys(cmd) => keys::run(cmd).await,
             Command::DevCluster(args) => dev_cluster::run(*args).await,
+            Command::Keyvault(cmd) => keyvault::run(cmd).await,
             Command::Issuer(cmd) => trust::run_issuer(cmd).await,
             Command::SigninLog(cmd) => trust::run_signin_log(cmd).await,
             Command::Explain(args) => trust::run_explain(*args).await,

@@ -136,6 +136,14 @@ pub fn admin_file_path(explicit: Option<&Path>, data_dir: Option<OsString>) -> P
 /// the admin file describes always presents a certificate from it, and trusting nothing
 /// else keeps the admin secret from going anywhere else.
 pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client> {
+    http_client_builder(ca_file)?
+        .build()
+        .context("cannot set up the HTTP client")
+}
+
+/// The builder behind [`http_client`], for callers that add to it (e.g. vault host
+/// resolution).
+pub fn http_client_builder(ca_file: Option<&Path>) -> Result<reqwest::ClientBuilder> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("keyless-cli/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
@@ -155,7 +163,7 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client> {
         }
         builder = builder.tls_certs_only(certs);
     }
-    builder.build().context("cannot set up the HTTP client")
+    Ok(builder)
 }
 
 /// An access token from the token service.
