@@ -1,5 +1,6 @@
 //! `keyless`: the Keyless server and command-line tool.
 
+mod demo;
 mod dev_cluster;
 mod keys;
 mod keyvault;
@@ -23,6 +24,9 @@ struct Cli {
 enum Command {
     /// Run the all-in-one server (token service, management API) over HTTPS.
     Serve(Box<serve::ServeArgs>),
+    /// Run the whole story on this machine: cluster issuer, Keyless, identity,
+    /// federated credential, vault, secret, role — and a workload reading the secret.
+    Demo(demo::DemoArgs),
     /// Manage Keyless' own token signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -61,6 +65,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
             Command::Keys(cmd) => keys::run(cmd).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::DevCluster(args) => dev_cluster::run(*args).await,
             Command::Keyvault(cmd) => keyvault::run(cmd).await,
             Command::Issuer(cmd) => trust::run_issuer(cmd).await,
