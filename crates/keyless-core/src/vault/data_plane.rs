@@ -132,6 +132,17 @@ pub struct SecretPut {
     pub attributes: SecretAttributesInput,
 }
 
+/// An update (PATCH) request: only the given fields change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretUpdate {
+    /// New content type.
+    pub content_type: Option<String>,
+    /// New tags (replacing the old ones).
+    pub tags: Option<Map<String, Value>>,
+    /// New attributes.
+    pub attributes: SecretAttributesInput,
+}
+
 /// One version as returned to clients (the value only where the operation returns it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecretVersionView {
@@ -469,10 +480,13 @@ impl Keyless {
         vault: &str,
         name: &str,
         version: Option<&str>,
-        content_type: Option<String>,
-        tags: Option<Map<String, Value>>,
-        attributes: SecretAttributesInput,
+        update: SecretUpdate,
     ) -> Result<SecretVersionView, VaultError> {
+        let SecretUpdate {
+            content_type,
+            tags,
+            attributes,
+        } = update;
         check_secret_name(name)?;
         let vault = self.vault_for(caller, vault)?;
         self.data_authorize(caller, &vault, Some(name), UPDATE)?;

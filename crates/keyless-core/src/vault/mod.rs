@@ -6,10 +6,10 @@ mod data_plane;
 mod resource;
 
 pub use data_plane::{
-    DeletedSecretView, SecretAttributesInput, SecretPut, SecretVersionView, VaultError,
+    DeletedSecretView, SecretAttributesInput, SecretPut, SecretUpdate, SecretVersionView,
+    VaultError,
 };
-pub use resource::check_vault_name;
-pub use resource::vault_id;
+pub use resource::{VaultInput, check_vault_name, vault_id};
 
 /// Longest secret value accepted (Key Vault's limit is 25 KB).
 pub const MAX_SECRET_BYTES: usize = 25 * 1024;

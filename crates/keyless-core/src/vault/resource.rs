@@ -36,6 +36,17 @@ pub fn check_vault_name(name: &str) -> Result<(), ManagementError> {
     }
 }
 
+/// A vault PUT's settable fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VaultInput {
+    /// Region.
+    pub location: Option<String>,
+    /// Tags.
+    pub tags: Option<Map<String, Value>>,
+    /// Soft-delete retention (7-90 days; default 90).
+    pub soft_delete_days: Option<i64>,
+}
+
 /// The resource id of a vault.
 pub fn vault_id(sub: &str, rg: &str, name: &str) -> String {
     format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}")
@@ -60,10 +71,14 @@ impl Keyless {
         sub: &str,
         rg: &str,
         name: &str,
-        location: Option<&str>,
-        tags: Option<Map<String, Value>>,
-        soft_delete_days: Option<i64>,
+        input: VaultInput,
     ) -> Result<(VaultRecord, UpsertOutcome), ManagementError> {
+        let VaultInput {
+            location,
+            tags,
+            soft_delete_days,
+        } = input;
+        let location = location.as_deref();
         let sub = self.subscription_in_tenant(caller, sub)?;
         check_vault_name(name)?;
         self.authorize(caller, &vault_id(&sub, rg, name), WRITE)?;

@@ -365,7 +365,17 @@ async fn vaults(
                     ),
                 };
                 let (v, o) = k
-                    .put_vault(c, sub, rg, name, put.location.as_deref(), put.tags, days)
+                    .put_vault(
+                        c,
+                        sub,
+                        rg,
+                        name,
+                        keyless_core::vault::VaultInput {
+                            location: put.location,
+                            tags: put.tags,
+                            soft_delete_days: days,
+                        },
+                    )
                     .await?;
                 upserted(render::vault(public, &v), o)
             }

@@ -46,7 +46,8 @@ struct Ctx<'a> {
     origin: String,
 }
 
-type Reply = Result<Response, Response>;
+/// A reply, or a refusal already rendered (boxed: responses are large).
+type Reply = Result<Response, Box<Response>>;
 
 fn json_response(status: StatusCode, body: Value) -> Response {
     let mut r = (status, Json(body)).into_response();
@@ -100,13 +101,17 @@ fn challenge(state: &AppState, tenant: &str, message: &str) -> Response {
     r
 }
 
-fn authenticate(state: &AppState, tenant: &str, headers: &HeaderMap) -> Result<Caller, Response> {
+fn authenticate(
+    state: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+) -> Result<Caller, Box<Response>> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(challenge(
+        return Err(Box::new(challenge(
             state,
             tenant,
             "AKV10000: Request is missing a Bearer or PoP token.",
-        ));
+        )));
     };
     let token = value
         .to_str()
@@ -127,7 +132,7 @@ fn authenticate(state: &AppState, tenant: &str, headers: &HeaderMap) -> Result<C
         k.now(),
         k.settings().clock_leeway_secs,
     )
-    .map_err(|r| challenge(state, tenant, &format!("AKV10022: {r}")))
+    .map_err(|r| Box::new(challenge(state, tenant, &format!("AKV10022: {r}"))))
 }
 
 /// Handles one data-plane request for `vault` reached at `host`.
@@ -157,7 +162,7 @@ pub async fn handle(
     // answer to an unauthenticated request (the SDKs send a body-less probe first).
     let caller = match authenticate(&state, &record.tenant_id, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let query: Vec<(String, String)> = uri
         .query()
@@ -188,7 +193,8 @@ pub async fn handle(
     let page = (param("maxresults"), param("$skiptoken"));
     let result = route(&ctx, &caller, &vault, &method, &segs, page, &body).await;
     match result {
-        Ok(r) | Err(r) => r,
+        Ok(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -207,7 +213,7 @@ async fn route(
 ) -> Reply {
     let k = &ctx.state.keyless;
     let o = &ctx.origin;
-    let err = |e: VaultError| vault_error(&e);
+    let err = |e: VaultError| Box::new(vault_error(&e));
     match (method, segs) {
         (&Method::GET, [s] | [s, ""]) if eq(s, "secrets") => {
             let list = k.list_secrets(c, vault).await.map_err(err)?;
@@ -267,9 +273,11 @@ async fn route(
                     vault,
                     name,
                     version,
-                    patch.content_type,
-                    patch.tags,
-                    patch.attributes.unwrap_or_default().into(),
+                    keyless_core::vault::SecretUpdate {
+                        content_type: patch.content_type,
+                        tags: patch.tags,
+                        attributes: patch.attributes.unwrap_or_default().into(),
+                    },
                 )
                 .await
                 .map_err(err)?;
@@ -306,7 +314,7 @@ async fn route(
                 render::bundle(o, &k.recover_secret(c, vault, name).await.map_err(err)?),
             ))
         }
-        _ => Err(json_response(
+        _ => Err(Box::new(json_response(
             StatusCode::NOT_FOUND,
             render::error(
                 "NotFound",
@@ -316,7 +324,7 @@ async fn route(
                 ),
                 None,
             ),
-        )),
+        ))),
     }
 }
 
@@ -331,14 +339,14 @@ fn paged(
         None => PAGE_DEFAULT,
         Some(m) => match m.parse::<usize>() {
             Ok(n) if (1..=25).contains(&n) => n,
-            _ => return Err(bad("maxresults must be an integer from 1 to 25.")),
+            _ => return Err(Box::new(bad("maxresults must be an integer from 1 to 25."))),
         },
     };
     let start = match skip {
         None => 0,
         Some(s) => s
             .parse::<usize>()
-            .map_err(|_| bad("The $skiptoken is invalid."))?,
+            .map_err(|_| Box::new(bad("The $skiptoken is invalid.")))?,
     };
     let total = items.len();
     let page: Vec<Value> = items.into_iter().skip(start).take(size).collect();
@@ -354,8 +362,9 @@ fn paged(
     ))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| bad(format!("The request body is not valid: {e}.")))
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body)
+        .map_err(|e| Box::new(bad(format!("The request body is not valid: {e}."))))
 }
 
 #[derive(Debug, Default, Deserialize)]
