@@ -227,16 +227,13 @@ impl Keyless {
             principal_id: facts.principal_id,
             issuer: facts.issuer.map(|s| s.chars().take(600).collect()),
             subject: facts.subject.map(|s| s.chars().take(600).collect()),
-            resource: result
-                .as_ref()
-                .ok()
-                .map(|t| t.resource.clone())
-                .or_else(|| {
-                    req.scope
-                        .clone()
-                        .or_else(|| req.resource.clone())
-                        .map(|s| s.chars().take(600).collect())
-                }),
+            // The resolved audience when the request got that far, else what was asked.
+            resource: facts.resource.or_else(|| {
+                req.scope
+                    .clone()
+                    .or_else(|| req.resource.clone())
+                    .map(|s| s.chars().take(600).collect())
+            }),
             success: result.is_ok(),
             error_code,
             error,
@@ -275,6 +272,7 @@ impl Keyless {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| missing("client_id"))?;
         let resource = self.requested_resource(req, endpoint)?;
+        facts.resource = Some(resource.audience.clone());
         if req.client_assertion.is_some() || req.client_assertion_type.is_some() {
             return self
                 .assertion_grant(&tenant, client_id, req, &resource, facts)

@@ -21,6 +21,8 @@ pub(crate) struct AssertionFacts {
     pub issuer: Option<String>,
     pub subject: Option<String>,
     pub principal_id: Option<String>,
+    /// The resolved resource (audience), once known.
+    pub resource: Option<String>,
 }
 
 fn malformed(why: impl std::fmt::Display) -> GrantError {
