@@ -198,4 +198,13 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_secret(&self, vault: &str, name: &str) -> Result<bool, StoreError>;
     /// Purges every soft-deleted secret whose purge time has come; returns how many.
     async fn purge_expired_secrets(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// A feed of "something changed" signals written by *other* processes sharing this
+    /// database (replicas), so the caller can reload its in-memory view. `None` when the
+    /// backend has no other writers (SQLite: one process). A signal is also sent after a
+    /// lost connection is re-established, since changes may have been missed.
+    async fn change_feed(&self) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError>;
+
+    /// Whether the database answers now (a cheap round trip), for health reporting.
+    async fn ping(&self) -> Result<(), StoreError>;
 }

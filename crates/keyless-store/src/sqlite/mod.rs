@@ -1047,6 +1047,16 @@ impl Store for SqliteStore {
                 .await?;
         Ok(done.rows_affected())
     }
+
+    async fn change_feed(&self) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError> {
+        // One process owns an SQLite database: its own writes refresh its view.
+        Ok(None)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
 }
 
 async fn delete_assignments_at_or_below(
