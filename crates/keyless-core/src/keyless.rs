@@ -185,89 +185,113 @@ impl Keyless {
 
     /// First start: creates a tenant, a subscription and the admin service principal
     /// with Owner and Key Vault Administrator on the subscription and Owner at the
-    /// tenant root. Returns `None` when the database was already bootstrapped.
-    /// Concurrent bootstraps agree on one tenant through a single meta row.
+    /// tenant root. Returns the admin credential only to the process that created it
+    /// (`None` when the database was already bootstrapped).
+    ///
+    /// Safe for replicas starting at once on an empty database: the tenant and
+    /// subscription ids are agreed through single meta rows, each object is created by
+    /// whoever inserts it first, and a bootstrap interrupted half-way is completed by
+    /// the next start.
     pub async fn bootstrap(&self) -> Result<Option<BootstrapAdmin>, OpenError> {
-        let tenant_id = new_guid()?;
-        let winner = self
-            .store
-            .meta_put_if_absent("bootstrap_tenant", &tenant_id)
-            .await?;
-        if winner != tenant_id {
-            self.ensure_signing_keys().await?;
-            return Ok(None);
-        }
         let now = self.clock.now();
-        let subscription_id = new_guid()?;
-        let client_id = new_guid()?;
-        let principal_id = new_guid()?;
-        let secret_bytes = keyless_jose::random_bytes::<32>().map_err(OpenError::Random)?;
-        let client_secret = base64::Engine::encode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            secret_bytes,
-        );
-        self.store
-            .insert_tenant(&TenantRecord {
-                id: tenant_id.clone(),
-                display_name: "Default Directory".into(),
-                created_at: now,
-            })
+        let tenant_id = self
+            .store
+            .meta_put_if_absent("bootstrap_tenant", &new_guid()?)
             .await?;
-        self.store
-            .insert_subscription(&SubscriptionRecord {
-                id: subscription_id.clone(),
-                tenant_id: tenant_id.clone(),
-                display_name: "Keyless Subscription".into(),
-                created_at: now,
-            })
+        let subscription_id = self
+            .store
+            .meta_put_if_absent("bootstrap_subscription", &new_guid()?)
             .await?;
-        self.store
-            .insert_service_principal(&ServicePrincipalRecord {
-                client_id: client_id.clone(),
-                principal_id: principal_id.clone(),
-                tenant_id: tenant_id.clone(),
-                display_name: "keyless-admin".into(),
-                secret_hash: keyless_jose::hash_secret(&client_secret),
-                created_at: now,
-            })
-            .await?;
-        let sub_scope = crate::ids::subscription_id(&subscription_id);
-        for (scope, role) in [
-            (sub_scope.as_str(), rbac::OWNER),
-            (
-                sub_scope.as_str(),
-                crate::rbac::BUILTIN_ROLES
-                    .iter()
-                    .find(|r| r.name == "Key Vault Administrator")
-                    .map(|r| r.id)
-                    .unwrap_or_default(),
-            ),
-            ("/", rbac::OWNER),
-        ] {
+        let ignore_conflict = |r: Result<(), keyless_store::StoreError>| match r {
+            Err(keyless_store::StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+            Ok(()) => Ok(true),
+        };
+        ignore_conflict(
             self.store
-                .insert_role_assignment(&RoleAssignmentRecord {
-                    name: new_guid()?,
-                    tenant_id: tenant_id.clone(),
-                    scope: scope.to_string(),
-                    role_definition_id: crate::ids::role_definition_id(
-                        Some(&subscription_id),
-                        role,
-                    ),
-                    principal_id: principal_id.clone(),
-                    principal_type: "ServicePrincipal".into(),
-                    description: Some("Bootstrap administrator".into()),
+                .insert_tenant(&TenantRecord {
+                    id: tenant_id.clone(),
+                    display_name: "Default Directory".into(),
                     created_at: now,
                 })
-                .await?;
+                .await,
+        )?;
+        ignore_conflict(
+            self.store
+                .insert_subscription(&SubscriptionRecord {
+                    id: subscription_id.clone(),
+                    tenant_id: tenant_id.clone(),
+                    display_name: "Keyless Subscription".into(),
+                    created_at: now,
+                })
+                .await,
+        )?;
+        let client_id = self
+            .store
+            .meta_put_if_absent("bootstrap_admin_client", &new_guid()?)
+            .await?;
+        let existing = self
+            .store
+            .all_service_principals()
+            .await?
+            .into_iter()
+            .any(|sp| sp.client_id == client_id);
+        let mut created = None;
+        if !existing {
+            let principal_id = new_guid()?;
+            let secret_bytes = keyless_jose::random_bytes::<32>().map_err(OpenError::Random)?;
+            let client_secret = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                secret_bytes,
+            );
+            let inserted = ignore_conflict(
+                self.store
+                    .insert_service_principal(&ServicePrincipalRecord {
+                        client_id: client_id.clone(),
+                        principal_id: principal_id.clone(),
+                        tenant_id: tenant_id.clone(),
+                        display_name: "keyless-admin".into(),
+                        secret_hash: keyless_jose::hash_secret(&client_secret),
+                        created_at: now,
+                    })
+                    .await,
+            )?;
+            if inserted {
+                let sub_scope = crate::ids::subscription_id(&subscription_id);
+                for (scope, role) in [
+                    (sub_scope.as_str(), rbac::OWNER),
+                    (sub_scope.as_str(), rbac::KEY_VAULT_ADMINISTRATOR),
+                    ("/", rbac::OWNER),
+                ] {
+                    ignore_conflict(
+                        self.store
+                            .insert_role_assignment(&RoleAssignmentRecord {
+                                name: new_guid()?,
+                                tenant_id: tenant_id.clone(),
+                                scope: scope.to_string(),
+                                role_definition_id: crate::ids::role_definition_id(
+                                    Some(&subscription_id),
+                                    role,
+                                ),
+                                principal_id: principal_id.clone(),
+                                principal_type: "ServicePrincipal".into(),
+                                description: Some("Bootstrap administrator".into()),
+                                created_at: now,
+                            })
+                            .await,
+                    )?;
+                }
+                created = Some(BootstrapAdmin {
+                    tenant_id: tenant_id.clone(),
+                    subscription_id: subscription_id.clone(),
+                    client_id,
+                    client_secret,
+                });
+            }
         }
         self.refresh().await?;
         self.ensure_signing_keys().await?;
-        Ok(Some(BootstrapAdmin {
-            tenant_id,
-            subscription_id,
-            client_id,
-            client_secret,
-        }))
+        Ok(created)
     }
 
     /// Makes sure every tenant has a signing key, and drops keys whose tokens have all
@@ -290,6 +314,53 @@ impl Keyless {
             }
         }
         self.reload_keys().await
+    }
+
+    /// Reloads everything held in memory (view and signing keys) from the store.
+    pub async fn reload_all(&self) -> Result<(), OpenError> {
+        self.view.reload(&*self.store).await?;
+        self.reload_keys().await
+    }
+
+    /// Starts the background work of a serving process: reloading the in-memory state
+    /// when another replica changes the database (the store's change feed), a periodic
+    /// full resync as a safety net (`resync`), and housekeeping every minute.
+    pub fn start_background(self: &Arc<Self>, resync: std::time::Duration) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            match me.store.change_feed().await {
+                Ok(Some(mut feed)) => {
+                    while feed.recv().await.is_some() {
+                        if let Err(e) = me.reload_all().await {
+                            tracing::warn!(error = %e, "reload after a change notification failed");
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "no change feed; relying on periodic resync"),
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(resync);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = me.reload_all().await {
+                    tracing::warn!(error = %e, "periodic resync failed; serving the last loaded state");
+                }
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if let Err(e) = me.maintenance().await {
+                    tracing::warn!(error = %e, "maintenance failed");
+                }
+            }
+        });
     }
 
     /// Periodic housekeeping: signing keys (see [`Keyless::ensure_signing_keys`]) and

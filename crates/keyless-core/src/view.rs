@@ -36,6 +36,10 @@ pub struct Snapshot {
     pub trusted_issuers: Vec<keyless_store::TrustedIssuerRecord>,
     /// Vaults by lowercase name (data-plane routing and authorisation).
     pub vaults: HashMap<String, Arc<keyless_store::VaultRecord>>,
+    /// Resource groups by (subscription, lowercase name).
+    pub resource_groups: HashMap<(String, String), Arc<keyless_store::ResourceGroupRecord>>,
+    /// Identities by (subscription, lowercase group, lowercase name).
+    pub identities_by_name: HashMap<(String, String, String), Arc<IdentityRecord>>,
 }
 
 impl Snapshot {
@@ -76,6 +80,26 @@ impl Snapshot {
         }
         s.assignments = store.all_role_assignments().await?;
         s.trusted_issuers = store.all_trusted_issuers().await?;
+        for sub in s.subscriptions.keys() {
+            for g in store.list_resource_groups(sub).await? {
+                s.resource_groups.insert(
+                    (g.subscription_id.clone(), g.name.to_ascii_lowercase()),
+                    Arc::new(g),
+                );
+            }
+        }
+        s.identities_by_name = s
+            .identities_by_client
+            .values()
+            .map(|i| {
+                let key = (
+                    i.subscription_id.clone(),
+                    i.resource_group.to_ascii_lowercase(),
+                    i.name.to_ascii_lowercase(),
+                );
+                (key, i.clone())
+            })
+            .collect();
         s.vaults = store
             .all_vaults()
             .await?
@@ -118,6 +142,30 @@ impl Snapshot {
         self.subscriptions
             .get(&subscription.to_ascii_lowercase())
             .map(|s| s.tenant_id.as_str())
+    }
+
+    /// A resource group (name compared case-insensitively).
+    pub fn resource_group(
+        &self,
+        subscription: &str,
+        name: &str,
+    ) -> Option<&Arc<keyless_store::ResourceGroupRecord>> {
+        self.resource_groups
+            .get(&(subscription.to_string(), name.to_ascii_lowercase()))
+    }
+
+    /// An identity by group and name (case-insensitive).
+    pub fn identity(
+        &self,
+        subscription: &str,
+        group: &str,
+        name: &str,
+    ) -> Option<&Arc<IdentityRecord>> {
+        self.identities_by_name.get(&(
+            subscription.to_string(),
+            group.to_ascii_lowercase(),
+            name.to_ascii_lowercase(),
+        ))
     }
 
     /// Grants held by a principal.

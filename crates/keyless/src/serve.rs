@@ -43,6 +43,15 @@ pub struct ServeArgs {
     /// `https://{vault}.vault.HOST:PORT`.
     #[arg(long, env = "KEYLESS_PUBLIC_HOST", default_value = "localhost")]
     pub public_host: String,
+    /// The one public address of several replicas behind a load balancer
+    /// (`https://HOST[:PORT]`): overrides `--public-host` and the listen port in every
+    /// published URL, token issuer and audience, and vault host.
+    #[arg(long, env = "KEYLESS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Seconds between full reloads of the in-memory state from the database (a safety
+    /// net behind the change notifications of PostgreSQL).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub resync_interval: u64,
     /// Database URL (`sqlite://path`); default: `keyless.db` in the data directory.
     #[arg(long, env = "KEYLESS_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -144,11 +153,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let port = listener.local_addr()?.port();
 
+    let public_host = match &args.public_url {
+        Some(url) => parse_public_url(url)?.host,
+        None => args.public_host.clone(),
+    };
     let (pem, ca_file) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => (keyless_server::tls::load_files(cert, key)?, None),
         _ => {
-            let (pem, ca) =
-                keyless_server::tls::ensure_generated(&args.data_dir, &args.public_host)?;
+            let (pem, ca) = keyless_server::tls::ensure_generated(&args.data_dir, &public_host)?;
             (pem, Some(ca))
         }
     };
@@ -159,9 +171,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Some(url) => bail!("unsupported --database-url '{url}': use sqlite://PATH"),
         None => Arc::new(SqliteStore::open_file(&args.data_dir.join("keyless.db")).await?),
     };
-    let public = PublicUrl {
-        host: args.public_host.clone(),
-        port,
+    let public = match &args.public_url {
+        Some(url) => parse_public_url(url)?,
+        None => PublicUrl {
+            host: args.public_host.clone(),
+            port,
+        },
     };
     let mut settings = Settings::new(public.clone());
     settings.token_lifetime_secs = args.token_lifetime;
@@ -204,16 +219,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         None => refresh_admin_file(&admin_path, &public, ca_string)?,
     }
 
-    let maintenance = keyless.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            if let Err(e) = maintenance.maintenance().await {
-                tracing::warn!(error = %e, "maintenance failed");
-            }
-        }
-    });
+    keyless.start_background(std::time::Duration::from_secs(args.resync_interval));
 
     let router = keyless_server::build_router(keyless_server::AppState { keyless });
     // Handlers are installed before the ready line, so a supervisor's SIGTERM right
@@ -224,6 +230,32 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     keyless_server::serve::serve_tls(listener, tls, router, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `https://HOST[:PORT][/]` → the public origin.
+fn parse_public_url(url: &str) -> Result<PublicUrl> {
+    let rest = url
+        .strip_prefix("https://")
+        .with_context(|| format!("--public-url '{url}' must start with https://"))?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        bail!("--public-url '{url}' must be https://HOST[:PORT] with no path");
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .with_context(|| format!("--public-url '{url}' has an invalid port"))?,
+        ),
+        None => (authority, 443),
+    };
+    if host.is_empty() {
+        bail!("--public-url '{url}' has no host");
+    }
+    Ok(PublicUrl {
+        host: host.to_ascii_lowercase(),
+        port,
+    })
 }
 
 /// Later starts keep the credential but point the URLs at this start's port.

@@ -233,10 +233,16 @@ impl Keyless {
             &federated_credential_id(&sub_id, rg, identity, name),
             READ,
         )?;
-        let (_, parent) = self.parent_identity(caller, sub, rg, identity).await?;
-        self.store
-            .get_federated_credential(&parent.principal_id, name)
-            .await?
+        crate::names::check_identity_name(identity)?;
+        let parent = self.identity_in_view(&sub_id, rg, identity)?;
+        self.snapshot()
+            .credentials
+            .get(&parent.principal_id)
+            .and_then(|list| {
+                list.iter()
+                    .find(|c| c.name.eq_ignore_ascii_case(name))
+                    .cloned()
+            })
             .ok_or_else(|| {
                 ManagementError::not_found(
                     "NotFound",
@@ -263,11 +269,16 @@ impl Keyless {
             &crate::ids::identity_id(&sub_id, rg, identity),
             READ,
         )?;
-        let (_, parent) = self.parent_identity(caller, sub, rg, identity).await?;
-        Ok(self
-            .store
-            .list_federated_credentials(&parent.principal_id)
-            .await?)
+        crate::names::check_identity_name(identity)?;
+        let parent = self.identity_in_view(&sub_id, rg, identity)?;
+        let mut list = self
+            .snapshot()
+            .credentials
+            .get(&parent.principal_id)
+            .cloned()
+            .unwrap_or_default();
+        list.sort_by_key(|c| c.name.to_ascii_lowercase());
+        Ok(list)
     }
 
     /// Deletes a credential; `Ok(false)` when it did not exist.

@@ -1,5 +1,7 @@
 //! Resource groups.
 
+use std::sync::Arc;
+
 use keyless_store::{ResourceGroupRecord, UpsertOutcome};
 use serde_json::{Map, Value};
 
@@ -101,9 +103,9 @@ impl Keyless {
             &resource_group_id(&sub, name),
             "Microsoft.Resources/subscriptions/resourceGroups/read",
         )?;
-        self.store
-            .get_resource_group(&sub, name)
-            .await?
+        self.snapshot()
+            .resource_group(&sub, name)
+            .map(|g| (**g).clone())
             .ok_or_else(|| group_not_found(name))
     }
 
@@ -114,7 +116,16 @@ impl Keyless {
         sub: &str,
     ) -> Result<Vec<ResourceGroupRecord>, ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
-        let all = self.store.list_resource_groups(&sub).await?;
+        // Served from the in-memory view: no database round trip, and still answered
+        // while the database is briefly unreachable.
+        let mut all: Vec<ResourceGroupRecord> = self
+            .snapshot()
+            .resource_groups
+            .values()
+            .filter(|g| g.subscription_id == sub)
+            .map(|g| (**g).clone())
+            .collect();
+        all.sort_by_key(|g| g.name.to_ascii_lowercase());
         Ok(all
             .into_iter()
             .filter(|g| {
@@ -146,6 +157,20 @@ impl Keyless {
     }
 
     /// Resolves a group the caller can see, or 404.
+    /// A group from the in-memory view (read paths), or 404.
+    pub(crate) fn group_in_view(
+        &self,
+        sub: &str,
+        name: &str,
+    ) -> Result<Arc<ResourceGroupRecord>, ManagementError> {
+        check_resource_group_name(name)?;
+        self.snapshot()
+            .resource_group(sub, name)
+            .cloned()
+            .ok_or_else(|| group_not_found(name))
+    }
+
+    /// A group from the store (write paths: the authoritative answer).
     pub(crate) async fn existing_group(
         &self,
         sub: &str,

@@ -26,6 +26,20 @@ pub(crate) fn identity_not_found(rg: &str, name: &str) -> ManagementError {
 }
 
 impl Keyless {
+    /// An identity from the in-memory view (read paths), or 404 for it or its group.
+    pub(crate) fn identity_in_view(
+        &self,
+        sub: &str,
+        rg: &str,
+        name: &str,
+    ) -> Result<std::sync::Arc<IdentityRecord>, ManagementError> {
+        self.group_in_view(sub, rg)?;
+        self.snapshot()
+            .identity(sub, rg, name)
+            .cloned()
+            .ok_or_else(|| identity_not_found(rg, name))
+    }
+
     /// Creates an identity (server-generated client and principal ids) or updates its
     /// location and tags.
     pub async fn put_identity(
@@ -74,11 +88,7 @@ impl Keyless {
         let sub = self.subscription_in_tenant(caller, sub)?;
         check_identity_name(name)?;
         self.authorize(caller, &identity_id(&sub, rg, name), READ)?;
-        self.existing_group(&sub, rg).await?;
-        self.store
-            .get_identity(&sub, rg, name)
-            .await?
-            .ok_or_else(|| identity_not_found(rg, name))
+        Ok((*self.identity_in_view(&sub, rg, name)?).clone())
     }
 
     /// Lists identities of a subscription or of one group.
@@ -90,10 +100,25 @@ impl Keyless {
     ) -> Result<Vec<IdentityRecord>, ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
         if let Some(rg) = rg {
-            self.existing_group(&sub, rg).await?;
+            self.group_in_view(&sub, rg)?;
             self.authorize(caller, &resource_group_id(&sub, rg), READ)?;
         }
-        let all = self.store.list_identities(&sub, rg).await?;
+        let mut all: Vec<IdentityRecord> = self
+            .snapshot()
+            .identities_by_name
+            .values()
+            .filter(|i| {
+                i.subscription_id == sub
+                    && rg.is_none_or(|g| i.resource_group.eq_ignore_ascii_case(g))
+            })
+            .map(|i| (**i).clone())
+            .collect();
+        all.sort_by_key(|i| {
+            (
+                i.resource_group.to_ascii_lowercase(),
+                i.name.to_ascii_lowercase(),
+            )
+        });
         Ok(all
             .into_iter()
             .filter(|i| self.can(caller, &identity_id(&sub, &i.resource_group, &i.name), READ))

@@ -130,9 +130,8 @@ impl Keyless {
             ..
         } = &parsed
             && self
-                .store
-                .get_resource_group(subscription, group)
-                .await?
+                .snapshot()
+                .resource_group(subscription, group)
                 .is_none()
         {
             return Err(group_not_found(group));

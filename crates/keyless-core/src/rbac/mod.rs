@@ -5,4 +5,7 @@ mod eval;
 mod roles;
 
 pub use eval::{Grant, action_matches, is_allowed};
-pub use roles::{BUILTIN_ROLES, OWNER, RoleDefinition, builtin_role, builtin_role_by_name};
+pub use roles::{
+    BUILTIN_ROLES, KEY_VAULT_ADMINISTRATOR, OWNER, RoleDefinition, builtin_role,
+    builtin_role_by_name,
+};

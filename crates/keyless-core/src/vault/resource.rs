@@ -122,10 +122,10 @@ impl Keyless {
         let sub = self.subscription_in_tenant(caller, sub)?;
         check_vault_name(name)?;
         self.authorize(caller, &vault_id(&sub, rg, name), READ)?;
-        self.existing_group(&sub, rg).await?;
-        match self.store.get_vault(name).await? {
+        self.group_in_view(&sub, rg)?;
+        match self.vault_by_name(name) {
             Some(v) if v.subscription_id == sub && v.resource_group.eq_ignore_ascii_case(rg) => {
-                Ok(v)
+                Ok((*v).clone())
             }
             _ => Err(vault_not_found(rg, name)),
         }
@@ -140,12 +140,16 @@ impl Keyless {
     ) -> Result<Vec<VaultRecord>, ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
         if let Some(rg) = rg {
-            self.existing_group(&sub, rg).await?;
+            self.group_in_view(&sub, rg)?;
         }
-        Ok(self
-            .store
-            .all_vaults()
-            .await?
+        let mut all: Vec<VaultRecord> = self
+            .snapshot()
+            .vaults
+            .values()
+            .map(|v| (**v).clone())
+            .collect();
+        all.sort_by_key(|v| v.name.to_ascii_lowercase());
+        Ok(all
             .into_iter()
             .filter(|v| {
                 v.subscription_id == sub
