@@ -65,6 +65,7 @@ pub struct Keyless {
     pub(crate) issuers: IssuerCache,
     pub(crate) signins: SignInLog,
     pub(crate) metrics: crate::metrics::Metrics,
+    pub(crate) secret_cache: crate::vault::SecretCache,
 }
 
 impl std::fmt::Debug for Keyless {
@@ -106,6 +107,7 @@ impl Keyless {
             issuers,
             signins,
             metrics: crate::metrics::Metrics::default(),
+            secret_cache: crate::vault::SecretCache::default(),
             store,
             clock,
             settings,
@@ -318,6 +320,7 @@ impl Keyless {
 
     /// Reloads everything held in memory (view and signing keys) from the store.
     pub async fn reload_all(&self) -> Result<(), OpenError> {
+        self.secret_cache.clear();
         self.view.reload(&*self.store).await?;
         self.reload_keys().await
     }

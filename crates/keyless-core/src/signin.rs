@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 /// Most records waiting to be written.
 pub const CAPACITY: usize = 10_000;
 const BATCH: usize = 500;
+const RETRIES: u32 = 14;
 
 /// Handle used by request handlers.
 #[derive(Debug)]
@@ -38,13 +39,28 @@ impl SignInLog {
                     }
                 }
                 let n = batch.len() as u64;
-                match store.insert_signins(&batch).await {
-                    Ok(()) => {
-                        w.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, records = n, "sign-in log write failed; records dropped");
-                        d.fetch_add(n, Ordering::Relaxed);
+                // While the database is unreachable the batch is retried with backoff
+                // and new records wait in the channel; only after about five minutes of
+                // failures is the batch counted as dropped.
+                let mut delay = std::time::Duration::from_millis(500);
+                let mut attempt = 0;
+                loop {
+                    match store.insert_signins(&batch).await {
+                        Ok(()) => {
+                            w.fetch_add(n, Ordering::Relaxed);
+                            break;
+                        }
+                        Err(e) if attempt < RETRIES => {
+                            attempt += 1;
+                            tracing::warn!(error = %e, records = n, attempt, "sign-in log write failed; retrying");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(std::time::Duration::from_secs(30));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, records = n, "sign-in log write failed; records dropped");
+                            d.fetch_add(n, Ordering::Relaxed);
+                            break;
+                        }
                     }
                 }
                 batch.clear();

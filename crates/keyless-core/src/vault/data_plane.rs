@@ -323,12 +323,46 @@ impl Keyless {
         })
     }
 
+    /// Reads a secret from the store, falling back to the last copy read while the
+    /// database is unreachable.
+    async fn read_secret(&self, vault: &str, name: &str) -> Result<Option<SecretRecord>, StoreError> {
+        match self.store.get_secret(vault, name).await {
+            Ok(found) => {
+                match &found {
+                    Some(s) => self.secret_cache.put(s),
+                    None => self.secret_cache.forget(vault, name),
+                }
+                Ok(found)
+            }
+            Err(StoreError::Database(e)) => match self.secret_cache.get(vault, name) {
+                Some(cached) => {
+                    tracing::warn!(error = %e, vault, "database unreachable; serving the secret's last known state");
+                    Ok(Some(cached))
+                }
+                None => Err(StoreError::Database(e)),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists a vault's secrets, with the same fallback.
+    async fn read_secrets(&self, vault: &str) -> Result<Vec<SecretRecord>, StoreError> {
+        match self.store.list_secrets(vault).await {
+            Ok(list) => {
+                self.secret_cache.put_list(vault, &list);
+                Ok(list)
+            }
+            Err(StoreError::Database(e)) => self.secret_cache.list(vault).ok_or(StoreError::Database(e)),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn live_secret(
         &self,
         vault: &VaultRecord,
         name: &str,
     ) -> Result<SecretRecord, VaultError> {
-        match self.store.get_secret(&vault.name, name).await? {
+        match self.read_secret(&vault.name, name).await? {
             Some(s) if s.deleted_at.is_none() && !s.versions.is_empty() => Ok(s),
             _ => Err(VaultError::not_found(name)),
         }
@@ -423,6 +457,7 @@ impl Keyless {
             created_at: now,
             updated_at: now,
         };
+        self.secret_cache.forget(&vault.name, name);
         self.store.add_secret_version(&rec).await?;
         let secret = self.live_secret(&vault, name).await?;
         let stored = Self::pick_version(&secret, Some(&rec.version))?;
@@ -509,6 +544,7 @@ impl Keyless {
             v.exp = attributes.exp;
         }
         v.updated_at = self.now();
+        self.secret_cache.forget(&vault.name, name);
         self.store.update_secret_version(&v).await?;
         self.view(&vault, &secret, &v, false)
     }
@@ -526,6 +562,7 @@ impl Keyless {
         let secret = self.live_secret(&vault, name).await?;
         let now = self.now();
         let purge_at = now + vault.soft_delete_days * 86400;
+        self.secret_cache.forget(&vault.name, name);
         if !self
             .store
             .soft_delete_secret(&vault.name, name, now, purge_at)
@@ -550,7 +587,7 @@ impl Keyless {
         let vault = self.vault_for(caller, vault)?;
         self.data_authorize(caller, &vault, None, READ_METADATA)?;
         let mut out = Vec::new();
-        for s in self.store.list_secrets(&vault.name).await? {
+        for s in self.read_secrets(&vault.name).await? {
             if s.deleted_at.is_none()
                 && let Some(latest) = s.versions.last()
             {
@@ -583,7 +620,7 @@ impl Keyless {
         vault: &VaultRecord,
         name: &str,
     ) -> Result<DeletedSecretView, VaultError> {
-        match self.store.get_secret(&vault.name, name).await? {
+        match self.read_secret(&vault.name, name).await? {
             Some(s) if s.deleted_at.is_some() => {
                 let latest = Self::pick_version(&s, None)?;
                 Ok(DeletedSecretView {
@@ -605,7 +642,7 @@ impl Keyless {
         let vault = self.vault_for(caller, vault)?;
         self.data_authorize(caller, &vault, None, READ_METADATA)?;
         let mut out = Vec::new();
-        for s in self.store.list_secrets(&vault.name).await? {
+        for s in self.read_secrets(&vault.name).await? {
             if s.deleted_at.is_some() {
                 out.push(self.deleted(&vault, &s.name).await?);
             }
@@ -636,6 +673,7 @@ impl Keyless {
         check_secret_name(name)?;
         let vault = self.vault_for(caller, vault)?;
         self.data_authorize(caller, &vault, Some(name), RECOVER)?;
+        self.secret_cache.forget(&vault.name, name);
         if !self.store.recover_secret(&vault.name, name).await? {
             return Err(VaultError::deleted_not_found(name));
         }
@@ -663,6 +701,7 @@ impl Keyless {
                 None,
             ));
         }
+        self.secret_cache.forget(&vault.name, name);
         self.store.purge_secret(&vault.name, name).await?;
         Ok(())
     }

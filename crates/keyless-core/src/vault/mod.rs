@@ -2,6 +2,7 @@
 //! Vault-compatible secrets data plane, with RBAC on data actions and values sealed at
 //! rest with the key-encryption key.
 
+mod cache;
 mod data_plane;
 mod resource;
 
@@ -9,6 +10,7 @@ pub use data_plane::{
     DeletedSecretView, SecretAttributesInput, SecretPut, SecretUpdate, SecretVersionView,
     VaultError,
 };
+pub use cache::SecretCache;
 pub use resource::{VaultInput, check_vault_name, vault_id};
 
 /// Longest secret value accepted (Key Vault's limit is 25 KB).
