@@ -50,7 +50,11 @@ impl SecretCache {
 
     /// A remembered listing.
     pub fn list(&self, vault: &str) -> Option<Vec<SecretRecord>> {
-        self.lists.read().ok()?.get(&vault.to_ascii_lowercase()).cloned()
+        self.lists
+            .read()
+            .ok()?
+            .get(&vault.to_ascii_lowercase())
+            .cloned()
     }
 
     /// Forgets a secret (and its vault's listing) after a local write.

@@ -325,7 +325,11 @@ impl Keyless {
 
     /// Reads a secret from the store, falling back to the last copy read while the
     /// database is unreachable.
-    async fn read_secret(&self, vault: &str, name: &str) -> Result<Option<SecretRecord>, StoreError> {
+    async fn read_secret(
+        &self,
+        vault: &str,
+        name: &str,
+    ) -> Result<Option<SecretRecord>, StoreError> {
         match self.store.get_secret(vault, name).await {
             Ok(found) => {
                 match &found {
@@ -352,7 +356,9 @@ impl Keyless {
                 self.secret_cache.put_list(vault, &list);
                 Ok(list)
             }
-            Err(StoreError::Database(e)) => self.secret_cache.list(vault).ok_or(StoreError::Database(e)),
+            Err(StoreError::Database(e)) => {
+                self.secret_cache.list(vault).ok_or(StoreError::Database(e))
+            }
             Err(e) => Err(e),
         }
     }

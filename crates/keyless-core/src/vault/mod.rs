@@ -6,11 +6,11 @@ mod cache;
 mod data_plane;
 mod resource;
 
+pub use cache::SecretCache;
 pub use data_plane::{
     DeletedSecretView, SecretAttributesInput, SecretPut, SecretUpdate, SecretVersionView,
     VaultError,
 };
-pub use cache::SecretCache;
 pub use resource::{VaultInput, check_vault_name, vault_id};
 
 /// Longest secret value accepted (Key Vault's limit is 25 KB).
