@@ -217,13 +217,15 @@ impl Keyless {
             id: 0,
             at: self.clock.now(),
             tenant_id: tenant,
+            // Client ids compare case-insensitively; the log keeps one form.
             client_id: req
                 .client_id
                 .clone()
                 .unwrap_or_default()
                 .chars()
                 .take(64)
-                .collect(),
+                .collect::<String>()
+                .to_ascii_lowercase(),
             principal_id: facts.principal_id,
             issuer: facts.issuer.map(|s| s.chars().take(600).collect()),
             subject: facts.subject.map(|s| s.chars().take(600).collect()),

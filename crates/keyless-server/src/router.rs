@@ -153,10 +153,27 @@ async fn protocol_error_shapes(
     }
 }
 
-/// `GET /metrics`: Prometheus text (counts only; nothing secret).
+/// `GET /metrics` on the main listener: Prometheus text for an authenticated caller
+/// allowed `Keyless/metrics/read` at `/` (Reader and Owner are). Nothing is anonymous
+/// there except discovery, JWKS, the token endpoint and health; for an unauthenticated
+/// scraper, serve metrics on a separate listener (`metrics_router`).
 async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> impl axum::response::IntoResponse {
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let authorized = crate::arm::auth::authenticate(&state.keyless, &headers).and_then(|caller| {
+        Ok(state
+            .keyless
+            .authorize(&caller, "/", "Keyless/metrics/read")?)
+    });
+    match authorized {
+        Ok(()) => prometheus_text(&state).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn prometheus_text(state: &AppState) -> impl axum::response::IntoResponse + use<> {
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -164,6 +181,22 @@ async fn metrics(
         )],
         state.keyless.render_metrics(),
     )
+}
+
+/// The router of the optional plain-HTTP metrics listener (`--metrics-listen`): `/metrics`
+/// and `/healthz` without authentication, for a Prometheus scraper on a private network.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(state): axum::extract::State<AppState>| async move {
+                    prometheus_text(&state)
+                },
+            ),
+        )
+        .with_state(state)
 }
 
 /// The host the client called (`:authority` on HTTP/2, `Host` on HTTP/1.1).

@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// Allow issuers on loopback and private addresses (private clusters, tests).
     #[arg(long)]
     pub allow_private_issuers: bool,
+    /// Also serve `/metrics` and `/healthz` over plain HTTP on this address, without
+    /// authentication (for a Prometheus scraper; keep it on a private interface).
+    #[arg(long, env = "KEYLESS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Lifetime of access tokens, seconds.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(300..=86400))]
     pub token_lifetime: i64,
@@ -221,7 +225,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     keyless.start_background(std::time::Duration::from_secs(args.resync_interval));
 
-    let router = keyless_server::build_router(keyless_server::AppState { keyless });
+    let state = keyless_server::AppState { keyless };
+    if let Some(addr) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        let metrics = keyless_server::router::metrics_router(state.clone());
+        tracing::info!(listen = %addr, "serving metrics over plain HTTP");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, metrics).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
+    let router = keyless_server::build_router(state);
     // Handlers are installed before the ready line, so a supervisor's SIGTERM right
     // after readiness is a clean shutdown, not a kill.
     let shutdown = shutdown_signal()?;

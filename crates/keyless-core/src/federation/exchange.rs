@@ -164,9 +164,16 @@ impl Keyless {
                     " Credential '{}' trusts '{}', which differs only in letter case, surrounding spaces or a trailing slash; issuers must match exactly.",
                     c.name, c.issuer
                 ),
+                None if all.is_empty() => " The identity has no federated credentials.".to_string(),
+                // Same identity, same tenant: naming what it trusts is safe and is the
+                // quickest way to see the mismatch.
                 None => format!(
-                    " The identity has {} federated credential(s), none for this issuer.",
-                    all.len()
+                    " The identity's {} federated credential(s) trust {}.",
+                    all.len(),
+                    all.iter()
+                        .map(|c| format!("'{}' (credential '{}')", c.issuer, c.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             };
             return Err(GrantError::new(

@@ -79,10 +79,13 @@ impl Keyless {
             ),
         );
         let own = format!("{}/", self.settings.public.authority());
+        let own_key = jwt
+            .kid()
+            .is_some_and(|k| self.key_ring().by_kid(k).is_some());
         if !step(
             &mut out,
             "not a Keyless token",
-            !claims.iss.starts_with(&own),
+            !claims.iss.starts_with(&own) && !own_key,
             "AADSTS700222 if it were",
         ) {
             return Ok(out);

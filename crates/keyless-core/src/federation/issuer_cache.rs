@@ -177,11 +177,19 @@ impl IssuerCache {
         let now = self.clock.now();
         let recently = now.saturating_sub(entry.last_attempt.load(Ordering::Acquire))
             < self.settings.unknown_kid_min_interval_secs;
-        if let Some(k) = entry.keys.load_full()
-            && now < k.fetched_at.saturating_add(self.settings.ttl_secs)
-            && (k.has_kid(kid) || recently)
-        {
-            return Ok(k);
+        let refreshing = entry.refresh.try_lock().is_err();
+        if let Some(k) = entry.keys.load_full() {
+            let fresh = now < k.fetched_at.saturating_add(self.settings.ttl_secs);
+            // A known kid: fresh keys, or stale ones while a refresh is already under
+            // way (never queue behind a slow issuer for a key we have).
+            if k.has_kid(kid) && (fresh || refreshing) {
+                return Ok(k);
+            }
+            // An unknown kid right after a completed fetch: the answer stands. If a
+            // fetch is in flight, wait for it below — it may bring the rotated key.
+            if fresh && recently && !refreshing {
+                return Ok(k);
+            }
         }
         let _flight = entry.refresh.lock().await;
         // Another request fetched while this one waited, or a failed fetch was just
@@ -189,7 +197,7 @@ impl IssuerCache {
         let last = entry.last_attempt.load(Ordering::Acquire);
         let failed_recently =
             self.clock.now().saturating_sub(last) < self.settings.unknown_kid_min_interval_secs;
-        if last >= now || (entry.keys.load().is_none() && failed_recently) {
+        if last >= now || failed_recently {
             return entry.keys.load_full().ok_or_else(|| last_error(&entry));
         }
         entry

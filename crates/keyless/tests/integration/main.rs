@@ -14,7 +14,12 @@ mod testkit;
 
 mod bad_input;
 mod cli;
+mod federation;
+mod federation_security;
+mod issuer_fetching;
 mod management;
 mod rbac;
+mod rotation;
 mod serve;
 mod token_service;
+mod vault;

@@ -860,11 +860,6 @@ impl DevCluster {
         self.data.path().join("cluster").join("ca.pem")
     }
 
-    /// A scratch directory that lives as long as the dev cluster (for token files).
-    pub fn scratch(&self) -> PathBuf {
-        self.data.path().to_path_buf()
-    }
-
     /// What the dev cluster logged so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
@@ -881,7 +876,13 @@ impl DevCluster {
             .await
             .context("POST /mint")?;
         let r = reply(resp).await?;
-        ensure!(r.code() == 200, "mint {body}: {} {}", r.code(), r.body);
+        ensure!(
+            r.code() == 200,
+            "mint {body}: {} {}\n--- dev cluster log ---\n{}",
+            r.code(),
+            r.body,
+            self.stderr()
+        );
         r.body["token"]
             .as_str()
             .map(str::to_string)
@@ -911,7 +912,13 @@ impl DevCluster {
             .await
             .context("POST /rotate")?;
         let r = reply(resp).await?;
-        ensure!(r.code() == 200, "rotate: {} {}", r.code(), r.body);
+        ensure!(
+            r.code() == 200,
+            "rotate: {} {}\n--- dev cluster log ---\n{}",
+            r.code(),
+            r.body,
+            self.stderr()
+        );
         r.body["kid"]
             .as_str()
             .map(str::to_string)
@@ -991,8 +998,6 @@ impl Drop for DevCluster {
 pub struct Identity {
     /// Its resource id, as ARM returned it.
     pub id: String,
-    /// Its name.
-    pub name: String,
     /// Its client id.
     pub client_id: String,
     /// Its principal (object) id.
@@ -1113,7 +1118,6 @@ impl Server {
         let s = |v: &Value| v.as_str().map(str::to_string).context("missing field");
         Ok(Identity {
             id: s(&body["id"])?,
-            name: name.to_string(),
             client_id: s(&body["properties"]["clientId"])?,
             principal_id: s(&body["properties"]["principalId"])?,
         })
@@ -1143,6 +1147,7 @@ impl Server {
         let resp = self
             .client
             .get(self.at("/metrics"))
+            .bearer_auth(self.admin_token().await?)
             .send()
             .await
             .context("GET /metrics")?;
@@ -1263,4 +1268,29 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `token` with its header replaced (payload and signature kept, so the signature no
+/// longer matches — for tests that must fail before the signature is checked).
+pub fn with_header(token: &str, header: &Value) -> String {
+    let rest = token.split_once('.').map(|(_, r)| r).unwrap_or_default();
+    format!("{}.{rest}", b64url(header.to_string().as_bytes()))
+}
+
+/// Asserts an Entra-shaped error (status, class, AADSTS code) whose description
+/// contains every one of `needles`; returns the description.
+#[track_caller]
+pub fn assert_refused(r: &Reply, status: u16, error: &str, code: u64, needles: &[&str]) -> String {
+    r.oauth_error(status, error, code);
+    let desc = r.body["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for n in needles {
+        assert!(
+            desc.contains(n),
+            "AADSTS{code}: the description should contain {n:?}: {desc}"
+        );
+    }
+    desc
 }

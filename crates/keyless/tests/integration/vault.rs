@@ -239,7 +239,7 @@ async fn challenge_then_secrets_round_trip() -> Result<()> {
     let (_, _, set2) = kv
         .call(
             Method::PUT,
-            &format!("/secrets/db?api-version=2025-07-01"),
+            "/secrets/db?api-version=2025-07-01",
             Some(&token),
             Some(json!({"value": "v2"})),
         )
@@ -248,7 +248,7 @@ async fn challenge_then_secrets_round_trip() -> Result<()> {
     let (status, _, got) = kv
         .call(
             Method::GET,
-            &format!("/secrets/db/?api-version=2026-04-01"),
+            "/secrets/db/?api-version=2026-04-01",
             Some(&token),
             None,
         )
