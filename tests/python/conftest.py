@@ -20,6 +20,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -353,6 +354,15 @@ class WorkloadIdentity:
     subject: str  # of its federated credential
 
 
+@dataclass(frozen=True)
+class Vault:
+    """A vault as `keyless keyvault create` returned it."""
+
+    name: str
+    id: str  # ARM resource id: the scope of role assignments
+    uri: str  # properties.vaultUri: https://{name}.vault.HOST:PORT/
+
+
 # Access tokens minted with `keyless serve`'s default --token-lifetime.
 DEFAULT_TOKEN_LIFETIME_S = 3600
 # Clock skew tolerated between this process and the server (same machine: small).
@@ -414,6 +424,35 @@ class Federation:
             client_id=props["clientId"], principal_id=props["principalId"],
             issuer=self.cluster.issuer, subject=subject,
         )
+
+    def create_vault(self, resource_group: str) -> Vault:
+        """A fresh vault (`keyless keyvault create`, RBAC, soft delete on) in the group.
+        Its host `{name}.vault.HOST` resolves in this process only with the `vault_hosts`
+        fixture."""
+        name = f"kv{uuid.uuid4().hex[:12]}"
+        out = self.server.cli_json("keyvault", "create", "--name", name, "--resource-group", resource_group)
+        uri = out["properties"]["vaultUri"]
+        u = urlsplit(self.authority_host)
+        assert uri == f"https://{name}.vault.{u.hostname}:{u.port}/", out
+        return Vault(name=name, id=out["id"], uri=uri)
+
+    def grant(self, role: str, principal_id: str, scope: str) -> str:
+        """`keyless role assignment create` (takes effect on the next request); returns the
+        assignment's id (for `keyless role assignment delete --ids`)."""
+        out = self.server.cli_json(
+            "role", "assignment", "create", "--role", role, "--assignee-object-id", principal_id,
+            "--assignee-principal-type", "ServicePrincipal", "--scope", scope,
+        )
+        assert out["properties"]["principalId"] == principal_id, out
+        return out["id"]
+
+    def admin_secret_client(self, vault: Vault):
+        """The real azure-keyvault-secrets SecretClient as the bootstrap admin (Key Vault
+        Administrator on the subscription), with ClientSecretCredential(authority=...,
+        disable_instance_discovery=True)."""
+        from azure.keyvault.secrets import SecretClient
+
+        return SecretClient(vault_url=vault.uri, credential=self.server.credential())
 
     def use(self, identity: WorkloadIdentity) -> None:
         """Set exactly what the workload identity webhook injects into a pod, plus the CA
@@ -591,3 +630,25 @@ def server(keyless: KeylessServer, monkeypatch: pytest.MonkeyPatch) -> KeylessSe
     """The shared server, with its CA trusted for this test."""
     keyless.trust_ca(monkeypatch)
     return keyless
+
+
+@pytest.fixture
+def vault_hosts(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make the vault hosts (`{vault}.vault.localhost`) resolve to the server, inside this test
+    process only. glibc does not resolve `*.localhost` sub-domains here (nsswitch: files dns),
+    and these tests must not edit /etc/hosts, so `socket.getaddrinfo` — which urllib3 (under
+    requests, azure-core's default transport) calls for every new connection — answers
+    127.0.0.1 for exactly those names, the address every test server listens on. Everything
+    else (the URL, the Host header, SNI, certificate verification) is what the unmodified SDK
+    does with the vault's real name. Returns the suffix it resolves (`.vault.localhost`)."""
+    suffix = ".vault.localhost"
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        name = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+        if isinstance(name, str) and name.lower().rstrip(".").endswith(suffix):
+            return real("127.0.0.1", port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return suffix

@@ -190,7 +190,11 @@ pub async fn handle(
         origin: format!("https://{host}"),
     };
     let segs: Vec<&str> = uri.path().split('/').skip(1).collect();
-    let page = (param("maxresults"), param("$skiptoken"));
+    let page = Paging {
+        max: param("maxresults"),
+        skip: param("$skiptoken"),
+        api_version: param("api-version").unwrap_or("7.6"),
+    };
     let result = route(&ctx, &caller, &vault, &method, &segs, page, &body).await;
     match result {
         Ok(r) => r,
@@ -208,7 +212,7 @@ async fn route(
     vault: &str,
     method: &Method,
     segs: &[&str],
-    page: (Option<&str>, Option<&str>),
+    page: Paging<'_>,
     body: &Bytes,
 ) -> Reply {
     let k = &ctx.state.keyless;
@@ -328,12 +332,25 @@ async fn route(
     }
 }
 
+/// Paging parameters of a list request.
+#[derive(Debug, Clone, Copy)]
+struct Paging<'a> {
+    max: Option<&'a str>,
+    skip: Option<&'a str>,
+    /// Repeated in `nextLink`, as Key Vault does.
+    api_version: &'a str,
+}
+
 /// One page of a list, with an absolute `nextLink`.
 fn paged(
     origin: &str,
     path: &str,
     items: Vec<Value>,
-    (max, skip): (Option<&str>, Option<&str>),
+    Paging {
+        max,
+        skip,
+        api_version,
+    }: Paging<'_>,
 ) -> Reply {
     let size = match max {
         None => PAGE_DEFAULT,
@@ -352,7 +369,7 @@ fn paged(
     let page: Vec<Value> = items.into_iter().skip(start).take(size).collect();
     let next = (start + size < total).then(|| {
         format!(
-            "{origin}/{path}?api-version=7.6&maxresults={size}&$skiptoken={}",
+            "{origin}/{path}?api-version={api_version}&maxresults={size}&$skiptoken={}",
             start + size
         )
     });
