@@ -73,9 +73,9 @@ find_pg_bin() {
   local d
   PG_BIN=""
   # Debian/Ubuntu install the server binaries outside PATH; the newest version wins.
-  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+  while read -r d; do
     if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/psql" ]; then PG_BIN="$d"; return 0; fi
-  done
+  done < <(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V -r)
   if command -v initdb >/dev/null && command -v pg_ctl >/dev/null && command -v psql >/dev/null; then
     PG_BIN="$(dirname "$(command -v initdb)")"; return 0
   fi
@@ -110,7 +110,7 @@ setup_postgres() {
     }
   fi
   banner "setup: PostgreSQL test server ($("$PG_BIN/postgres" --version))"
-  local started=$SECONDS owner port attempt
+  local started=$SECONDS owner port _
   # PostgreSQL refuses to run as root: as root, run it as the `postgres` user the Debian
   # package creates (or a dedicated system user when there is none).
   if [ "$(id -u)" = 0 ]; then
@@ -124,7 +124,17 @@ setup_postgres() {
     owner="$(id -un)"
     PG_RUN=()
   fi
+  # Clusters left by runs that were killed outright (SIGKILL: no trap ran) are removed.
+  local stale
+  for stale in "${TMPDIR:-/tmp}"/keyless-pg.*; do
+    [ -f "$stale/owner.pid" ] || continue
+    if ! kill -0 "$(cat "$stale/owner.pid")" 2>/dev/null; then
+      (cd / && "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$stale/data" -m immediate -w stop >/dev/null 2>&1) || true
+      rm -rf "$stale"
+    fi
+  done
   PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/keyless-pg.XXXXXX")"
+  echo $$ > "$PG_DIR/owner.pid"
   trap stop_postgres EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -133,7 +143,7 @@ setup_postgres() {
     --encoding=UTF8 --no-locale --no-sync >"$PG_DIR/initdb.log" 2>&1) || {
     cat "$PG_DIR/initdb.log" >&2; echo "initdb failed" >&2; exit 1; }
   # A free loopback port: ask the kernel, then start there (retrying if it was taken since).
-  for attempt in 1 2 3 4 5; do
+  for _ in 1 2 3 4 5; do
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     # Durability is pointless for a throw-away cluster; the socket directory is private.
     if (cd / && "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \

@@ -487,6 +487,26 @@ async fn signins(s: &dyn Store) -> Result<(), StoreError> {
         s.query_signins(&other).await?.is_empty(),
         "tenants are separate",
     );
+    // Logged fields come from callers: whatever they contain, the batch is kept whole
+    // (PostgreSQL cannot store U+0000 in text; it keeps U+FFFD there instead).
+    let mut odd = rec(40, false, "x\0y");
+    odd.tenant_id = "nul".into();
+    odd.subject = Some("sub\0ject".into());
+    odd.error = Some("bad \0 input".into());
+    let mut plain = odd.clone();
+    plain.client_id = "z".into();
+    s.insert_signins(&[odd, plain]).await?;
+    let logged = s
+        .query_signins(&SignInQuery {
+            tenant_id: "nul".into(),
+            limit: 10,
+            ..SignInQuery::default()
+        })
+        .await?;
+    check(
+        logged.len() == 2,
+        "a batch with NUL characters is stored whole",
+    );
     Ok(())
 }
 

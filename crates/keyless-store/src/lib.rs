@@ -1,6 +1,6 @@
-//! Keyless persistence: the [`Store`] trait, the records it holds, and the SQLite
-//! implementation (the zero-setup default). A PostgreSQL implementation is a second
-//! `Store`, checked by the same [`conformance`] suite.
+//! Keyless persistence: the [`Store`] trait, the records it holds, and its two
+//! implementations: [`sqlite`] (the zero-setup default) and [`postgres`] (one database
+//! shared by several replicas). Both are checked by the same [`conformance`] suite.
 //!
 //! The store is the durable source of truth; the domain keeps an in-memory view of
 //! what the hot path needs and reloads it from here after writes.
@@ -8,6 +8,7 @@
 
 pub mod conformance;
 mod error;
+pub mod postgres;
 mod records;
 pub mod sqlite;
 mod store;

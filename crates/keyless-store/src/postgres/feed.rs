@@ -1,0 +1,142 @@
+//! The change feed: `LISTEN keyless_changes` on a dedicated connection, forwarded as
+//! coalesced `()` signals.
+//!
+//! Every write transaction of [`super::PgStore`] runs `pg_notify('keyless_changes', ...)`,
+//! which PostgreSQL delivers when (and only if) the transaction commits. A background task
+//! per feed holds a [`PgListener`] and forwards one `()` per notification into a channel of
+//! capacity 1 (`try_send`: a burst of writes becomes one pending signal, and a slow
+//! consumer never makes the task buffer).
+//!
+//! The task sends a signal every time it starts listening: right after the first `LISTEN`
+//! (anything committed between the caller's initial load and that moment would otherwise
+//! be missed) and after every reconnection (notifications are not queued for a
+//! disconnected listener). A lost connection is re-established with exponential backoff
+//! ([`MIN_BACKOFF`] to [`MAX_BACKOFF`]). A connection that goes silent without an error (a
+//! network partition: no RST, no FIN) is caught by a heartbeat: after [`HEARTBEAT`]
+//! without a notification the task runs `SELECT 1` on the listening connection and
+//! reconnects when that does not answer within [`PING_TIMEOUT`].
+//!
+//! The process that writes also receives its own notifications (its listener is just
+//! another session); that costs one redundant reload of its in-memory view.
+//!
+//! The task ends when the receiver is dropped.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+/// The notification channel every write notifies.
+pub(super) const CHANNEL: &str = "keyless_changes";
+
+/// First delay before reconnecting a lost listener; doubles up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest delay between reconnection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Quiet time after which the listening connection is checked with a round trip.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+/// How long that check may take before the connection is considered dead.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts the listener task and returns the signal receiver.
+pub(super) fn spawn(options: PgConnectOptions, connect_timeout: Duration) -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(run(options, connect_timeout, tx));
+    rx
+}
+
+/// Why [`pump`] returned.
+enum Stop {
+    /// The receiver is gone: the task ends.
+    Closed,
+    /// The connection is lost: reconnect.
+    Lost(String),
+}
+
+async fn run(options: PgConnectOptions, connect_timeout: Duration, tx: mpsc::Sender<()>) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match listen(&options, connect_timeout).await {
+            Ok(mut listener) => {
+                backoff = MIN_BACKOFF;
+                // Changes committed while nobody listened are unknown: reload once.
+                if signal(&tx).is_err() {
+                    return;
+                }
+                match pump(&mut listener, &tx).await {
+                    Stop::Closed => return,
+                    Stop::Lost(why) => {
+                        tracing::warn!(error = %why, "change feed: connection lost; reconnecting");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "change feed: cannot listen");
+            }
+        }
+        tokio::select! {
+            _ = tx.closed() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Connects a fresh listener (on its own one-connection pool, so reconnecting never
+/// competes with the store's pool) and subscribes.
+async fn listen(
+    options: &PgConnectOptions,
+    connect_timeout: Duration,
+) -> Result<PgListener, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(connect_timeout)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_lazy_with(options.clone());
+    let mut listener = PgListener::connect_with(&pool).await?;
+    // Reconnection is done here, explicitly (a new listener), so that a reconnection is
+    // always followed by a signal; the listener never reconnects by itself.
+    listener.eager_reconnect(false);
+    listener.ignore_pool_close_event(true);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Forwards notifications until the connection is lost or the receiver is dropped.
+async fn pump(listener: &mut PgListener, tx: &mpsc::Sender<()>) -> Stop {
+    loop {
+        // `try_recv` only waits for the next message here (the listener never reconnects
+        // by itself), which sqlx keeps cancel-safe, so a timeout or a closed receiver may
+        // interrupt it.
+        let next = tokio::select! {
+            _ = tx.closed() => return Stop::Closed,
+            next = tokio::time::timeout(HEARTBEAT, listener.try_recv()) => next,
+        };
+        match next {
+            Ok(Ok(Some(_notification))) => {
+                if signal(tx).is_err() {
+                    return Stop::Closed;
+                }
+            }
+            Ok(Ok(None)) => return Stop::Lost("connection closed".into()),
+            Ok(Err(e)) => return Stop::Lost(e.to_string()),
+            Err(_quiet) => {
+                let ping = sqlx::query("SELECT 1").execute(&mut *listener);
+                match tokio::time::timeout(PING_TIMEOUT, ping).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Stop::Lost(e.to_string()),
+                    Err(_) => return Stop::Lost("no answer to the heartbeat".into()),
+                }
+            }
+        }
+    }
+}
+
+/// Queues one signal unless one is already pending. Errs when the receiver is gone.
+fn signal(tx: &mpsc::Sender<()>) -> Result<(), ()> {
+    match tx.try_send(()) {
+        Ok(()) | Err(TrySendError::Full(())) => Ok(()),
+        Err(TrySendError::Closed(())) => Err(()),
+    }
+}
