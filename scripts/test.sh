@@ -171,11 +171,15 @@ if wants rust || wants python; then setup_postgres; fi
 # the SDK's dependency tree is not Keyless'. The ring stage checks it too (no ring, no
 # openssl), so that the SDK as tested is the rustls + aws-lc-rs build Keyless users get.
 INTEROP_RUST="$ROOT/interop/rust-azure-sdk/Cargo.toml"
+# The example workload (a separate cargo project on crates/keyless-credential, with its own
+# lock file); the integration tests run its binary (crates/keyless/tests/integration/credential).
+EXAMPLE_DIR="$ROOT/examples/keyvault-reader"
 
 stage_fmt() {
   banner "cargo fmt --check"
   cargo fmt --all -- --check
   cargo fmt --all --manifest-path "$INTEROP_RUST" -- --check
+  cargo fmt --all --manifest-path "$EXAMPLE_DIR/Cargo.toml" -- --check
 }
 
 stage_ring() {
@@ -209,6 +213,16 @@ stage_ring() {
     fi
   done
   echo "ok: interop/rust-azure-sdk has neither ring nor openssl"
+  # The example workload is an application on keyless-credential: the same policy.
+  for crate in ring openssl openssl-sys; do
+    if out="$(cargo tree --locked --manifest-path "$EXAMPLE_DIR/Cargo.toml" -i "$crate" --target all -e all 2>/dev/null)" \
+      && [ -n "$out" ]; then
+      echo "$crate is in examples/keyvault-reader's dependency tree; it must not be:" >&2
+      echo "$out" >&2
+      return 1
+    fi
+  done
+  echo "ok: examples/keyvault-reader has neither ring nor openssl"
 }
 
 stage_clippy() {
@@ -221,6 +235,8 @@ stage_build() {
   cargo build --workspace
   banner "cargo build interop/rust-azure-sdk (the Rust Azure SDK, for the python stage)"
   cargo build --locked --manifest-path "$INTEROP_RUST"
+  banner "cargo build examples/keyvault-reader (the example workload, for the rust stage)"
+  cargo build --locked --manifest-path "$EXAMPLE_DIR/Cargo.toml" --target-dir "$EXAMPLE_DIR/target"
 }
 
 stage_rust() {

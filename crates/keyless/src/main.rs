@@ -1,5 +1,6 @@
 //! `keyless`: the Keyless server and command-line tool.
 
+mod account;
 mod demo;
 mod dev_cluster;
 mod keys;
@@ -8,6 +9,7 @@ mod manage;
 mod process;
 mod serve;
 mod trust;
+mod webhook_cli;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +45,26 @@ enum Command {
     Explain(Box<trust::ExplainArgs>),
     /// Run a stand-in Kubernetes service-account token issuer (discovery, JWKS, projected token files) for local use and tests.
     DevCluster(Box<dev_cluster::DevClusterArgs>),
+    /// Run the Kubernetes mutating admission webhook (azure.workload.identity
+    /// compatible), or generate its certificates (`webhook certs`).
+    Webhook(Box<webhook_cli::WebhookArgs>),
+    /// Kubernetes ServiceAccounts for workload identity.
+    #[command(subcommand, name = "serviceaccount")]
+    Serviceaccount(webhook_cli::ServiceAccountCommand),
+    /// Print a JWKS (Kubernetes key ids) for a cluster's service-account signing keys.
+    Jwks(webhook_cli::JwksArgs),
+    /// Sign in as a service principal or workload identity (like `az login
+    /// --service-principal`, with --federated-token or --password).
+    Login(Box<account::LoginArgs>),
+    /// Forget the signed-in account.
+    Logout(account::LogoutArgs),
+    /// The signed-in account and its access tokens (like `az account`).
+    #[command(subcommand)]
+    Account(account::AccountCommand),
+    /// Access tokens for scripts (`token get`), and decoding tokens offline
+    /// (`token decode`, with `--verify` to check the signature).
+    #[command(subcommand)]
+    Token(account::TokenCommand),
     #[command(flatten)]
     Manage(manage::ManageCommand),
 }
@@ -71,6 +93,13 @@ fn main() -> std::process::ExitCode {
             Command::Issuer(cmd) => trust::run_issuer(cmd).await,
             Command::SigninLog(cmd) => trust::run_signin_log(cmd).await,
             Command::Explain(args) => trust::run_explain(*args).await,
+            Command::Webhook(args) => webhook_cli::run(*args).await,
+            Command::Serviceaccount(cmd) => webhook_cli::run_serviceaccount(cmd),
+            Command::Jwks(args) => webhook_cli::run_jwks(args),
+            Command::Login(args) => account::run_login(*args).await,
+            Command::Logout(args) => account::run_logout(args).await,
+            Command::Account(cmd) => account::run_account(cmd).await,
+            Command::Token(cmd) => account::run_token(cmd).await,
             Command::Manage(cmd) => manage::run(cmd).await,
         }
     });

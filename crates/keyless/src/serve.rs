@@ -52,7 +52,8 @@ pub struct ServeArgs {
     /// net behind the change notifications of PostgreSQL).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub resync_interval: u64,
-    /// Database URL (`sqlite://path`); default: `keyless.db` in the data directory.
+    /// Database URL: `sqlite://PATH`, or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` for
+    /// several replicas sharing one database; default: `keyless.db` in the data directory.
     #[arg(long, env = "KEYLESS_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Server certificate chain (PEM); default: generated from a local CA.
@@ -151,6 +152,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         );
     }
     create_private_dir(&args.data_dir)?;
+    // Replicas may share one data directory and start at the same instant: whoever
+    // creates the key-encryption key and the TLS material does it under this lock, the
+    // others then read what it wrote (never two different KEKs or a mixed key pair).
+    // A read-only directory (a mounted Secret) was bootstrapped already: no lock needed.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(args.data_dir.join(".init.lock"))
+        .ok();
+    if let Some(l) = &lock {
+        l.lock().context("cannot lock the data directory")?;
+    }
     let kek = load_kek(&args.data_dir)?;
 
     let listener = std::net::TcpListener::bind(args.listen)
@@ -169,10 +183,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     };
     let tls = keyless_server::tls::server_config(&pem)?;
+    drop(lock);
 
     let store: Arc<dyn keyless_store::Store> = match &args.database_url {
         Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open(url).await?),
-        Some(url) => bail!("unsupported --database-url '{url}': use sqlite://PATH"),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(
+                keyless_store::postgres::PgStore::open(url)
+                    .await
+                    .context("cannot open the PostgreSQL database")?,
+            )
+        }
+        Some(url) => bail!(
+            "unsupported --database-url '{}': use sqlite://PATH or postgres://...",
+            redact_url(url)
+        ),
         None => Arc::new(SqliteStore::open_file(&args.data_dir.join("keyless.db")).await?),
     };
     let public = match &args.public_url {
@@ -220,7 +245,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             write_private(&admin_path, &serde_json::to_vec_pretty(&file)?)?;
             tracing::info!(path = %admin_path.display(), "first start: created tenant, subscription and admin credential");
         }
-        None => refresh_admin_file(&admin_path, &public, ca_string)?,
+        None => {
+            if let Err(e) = refresh_admin_file(&admin_path, &public, ca_string) {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "admin.json was not updated (read-only data directory?)"
+                );
+            }
+        }
     }
 
     keyless.start_background(std::time::Duration::from_secs(args.resync_interval));
@@ -242,11 +274,26 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Handlers are installed before the ready line, so a supervisor's SIGTERM right
     // after readiness is a clean shutdown, not a kill.
     let shutdown = shutdown_signal()?;
+    // With --public-url the published origin is the balancer's; say where this replica
+    // itself listens first.
+    println!("keyless serve: listening on {}", listener.local_addr()?);
     println!("keyless serve: ready at {}", public.authority());
     tracing::info!(listen = %listener.local_addr()?, public = %public.authority(), "serving");
     keyless_server::serve::serve_tls(listener, tls, router, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A database URL with any password replaced, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// `https://HOST[:PORT][/]` → the public origin.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -78,9 +78,12 @@ impl Inner {
     }
 }
 
+/// A ServiceAccount to start with: namespace, name, annotations.
+pub type Seed<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 impl FakeApiServer {
     /// Starts on a free loopback port with these ServiceAccounts.
-    pub async fn start(initial: &[(&str, &str, &[(&str, &str)])]) -> FakeApiServer {
+    pub async fn start(initial: &[Seed<'_>]) -> FakeApiServer {
         let inner = Arc::new(Mutex::new(Inner::default()));
         {
             let mut i = inner.lock().unwrap();
@@ -200,10 +203,21 @@ fn status(code: u16, reason: &str, message: String) -> Response {
     (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response()
 }
 
+/// The kubeconfig's token must come with every request.
+fn unauthorized(headers: &HeaderMap) -> Option<Response> {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    (auth != Some("Bearer fake-token"))
+        .then(|| status(401, "Unauthorized", "Unauthorized".to_owned()))
+}
+
 async fn list_or_watch(
     State(inner): State<Arc<Mutex<Inner>>>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Some(r) = unauthorized(&headers) {
+        return r;
+    }
     let watching = q.get("watch").is_some_and(|w| w == "1" || w == "true");
     let mut i = inner.lock().unwrap();
     if !watching {
@@ -269,7 +283,11 @@ async fn list_or_watch(
 async fn get_one(
     State(inner): State<Arc<Mutex<Inner>>>,
     UrlPath((ns, name)): UrlPath<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Some(r) = unauthorized(&headers) {
+        return r;
+    }
     let mut i = inner.lock().unwrap();
     i.requests.push(format!("GET {ns}/{name}"));
     match i.accounts.get(&(ns, name.clone())) {

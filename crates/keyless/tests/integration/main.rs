@@ -14,12 +14,16 @@ mod testkit;
 
 mod bad_input;
 mod cli;
+mod credential;
+mod fake_apiserver;
 mod federation;
 mod federation_security;
 mod issuer_fetching;
 mod management;
 mod rbac;
+mod replicas;
 mod rotation;
 mod serve;
 mod token_service;
 mod vault;
+mod webhook;

@@ -1,0 +1,134 @@
+//! Kubernetes objects the CLI prints: the MutatingWebhookConfiguration (the same as
+//! `deploy/webhook/mutatingwebhookconfiguration.yaml`, with the CA bundle filled in), the
+//! serving certificate Secret, and a workload ServiceAccount.
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::certs::WebhookCerts;
+use crate::keys::{CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION, TOKEN_EXPIRATION_ANNOTATION};
+
+/// Namespace of the webhook in `deploy/`.
+pub const DEFAULT_NAMESPACE: &str = "keyless-system";
+/// Service (and Deployment) name in `deploy/`.
+pub const DEFAULT_SERVICE: &str = "keyless-webhook";
+/// Name of the MutatingWebhookConfiguration.
+pub const CONFIGURATION_NAME: &str = "keyless-webhook";
+/// Name of the webhook inside it.
+pub const WEBHOOK_NAME: &str = "mutate-pods.keyless.io";
+/// Name of the serving certificate Secret.
+pub const TLS_SECRET: &str = "keyless-webhook-tls";
+/// The API server's timeout for a call, seconds: short, so a slow webhook fails a pod
+/// create quickly instead of stalling controllers.
+pub const TIMEOUT_SECONDS: u64 = 5;
+
+/// Where the webhook runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookLocation {
+    /// Service name.
+    pub service: String,
+    /// Namespace (also excluded from mutation).
+    pub namespace: String,
+}
+
+impl Default for WebhookLocation {
+    fn default() -> Self {
+        WebhookLocation {
+            service: DEFAULT_SERVICE.to_owned(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+        }
+    }
+}
+
+/// The MutatingWebhookConfiguration, with `caBundle` set when given (PEM).
+pub fn mutating_webhook_configuration(at: &WebhookLocation, ca_pem: Option<&str>) -> Value {
+    let mut client_config = json!({
+        "service": {
+            "name": at.service,
+            "namespace": at.namespace,
+            "path": "/mutate-v1-pod",
+            "port": 443,
+        },
+    });
+    if let (Some(pem), Some(obj)) = (ca_pem, client_config.as_object_mut()) {
+        obj.insert(
+            "caBundle".to_owned(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(pem)),
+        );
+    }
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {
+            "name": CONFIGURATION_NAME,
+            "labels": {"app.kubernetes.io/name": "keyless-webhook", "app.kubernetes.io/part-of": "keyless"},
+        },
+        "webhooks": [{
+            "name": WEBHOOK_NAME,
+            "admissionReviewVersions": ["v1"],
+            "clientConfig": client_config,
+            "failurePolicy": "Fail",
+            "matchPolicy": "Equivalent",
+            "reinvocationPolicy": "IfNeeded",
+            "sideEffects": "None",
+            "timeoutSeconds": TIMEOUT_SECONDS,
+            "objectSelector": {"matchLabels": {"azure.workload.identity/use": "true"}},
+            "namespaceSelector": {"matchExpressions": [{
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kube-system", at.namespace],
+            }]},
+            "rules": [{
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE"],
+                "resources": ["pods"],
+                "scope": "Namespaced",
+            }],
+        }],
+    })
+}
+
+/// The `kubernetes.io/tls` Secret the Deployment mounts (with `ca.crt` too).
+pub fn tls_secret(at: &WebhookLocation, certs: &WebhookCerts) -> Value {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": TLS_SECRET,
+            "namespace": at.namespace,
+            "labels": {"app.kubernetes.io/name": "keyless-webhook", "app.kubernetes.io/part-of": "keyless"},
+        },
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": b64(&certs.cert_pem),
+            "tls.key": b64(&certs.key_pem),
+            "ca.crt": b64(&certs.ca_cert_pem),
+        },
+    })
+}
+
+/// A workload ServiceAccount annotated for workload identity. The token expiration
+/// annotation is written only when given.
+pub fn service_account(
+    name: &str,
+    namespace: &str,
+    client_id: &str,
+    tenant_id: Option<&str>,
+    token_expiration: Option<u64>,
+) -> Value {
+    let mut annotations = Map::new();
+    annotations.insert(CLIENT_ID_ANNOTATION.to_owned(), json!(client_id));
+    if let Some(t) = tenant_id {
+        annotations.insert(TENANT_ID_ANNOTATION.to_owned(), json!(t));
+    }
+    if let Some(e) = token_expiration {
+        annotations.insert(TOKEN_EXPIRATION_ANNOTATION.to_owned(), json!(e.to_string()));
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+    })
+}
