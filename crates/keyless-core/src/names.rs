@@ -73,6 +73,13 @@ pub fn parse_guid(s: &str) -> Option<String> {
     ok.then(|| s.to_ascii_lowercase())
 }
 
+/// Whether `s` holds a control character (NUL included). Such text is refused in every
+/// stored field: it cannot be stored by every backend (PostgreSQL text has no NUL) and
+/// it only ever serves to confuse logs and comparisons.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
 /// A name made safe to echo in an error message: control characters are escaped and
 /// the length is capped, so a hostile name cannot forge log lines or flood a reply.
 pub fn printable(s: &str) -> String {

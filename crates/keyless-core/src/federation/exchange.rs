@@ -27,7 +27,7 @@ pub(crate) struct AssertionFacts {
 
 fn malformed(why: impl std::fmt::Display) -> GrantError {
     GrantError::new(
-        OAuthError::InvalidClient,
+        OAuthError::InvalidRequest,
         50027,
         format!("JWT token is invalid or malformed: {why}."),
     )
@@ -90,7 +90,7 @@ impl Keyless {
         }
         self.issuers.keys(issuer, kid).await.map_err(|e| {
             GrantError::new(
-                OAuthError::InvalidClient,
+                OAuthError::InvalidRequest,
                 50166,
                 format!("Request to External OIDC endpoint failed: {e}. Keyless must reach '{issuer}/.well-known/openid-configuration' and its jwks_uri, or the issuer must be registered with a static JWKS."),
             )

@@ -45,6 +45,11 @@ fn string_field(v: &Value, field: &str) -> Result<String, ManagementError> {
     if s.trim().is_empty() {
         return Err(bad(format!("The '{field}' property must not be empty.")));
     }
+    if crate::names::has_control(s) {
+        return Err(bad(format!(
+            "The '{field}' property must not contain control characters."
+        )));
+    }
     if s.chars().count() > MAX_FIELD {
         return Err(bad(format!(
             "The '{field}' property is longer than {MAX_FIELD} characters."

@@ -47,7 +47,11 @@ pub(crate) fn check_tags(
         ));
     }
     for (k, v) in &tags {
-        let ok = !k.is_empty() && k.len() <= 512 && v.as_str().is_some_and(|s| s.len() <= 256);
+        let ok = !k.is_empty()
+            && k.len() <= 512
+            && !crate::names::has_control(k)
+            && v.as_str()
+                .is_some_and(|s| s.len() <= 256 && !crate::names::has_control(s));
         if !ok {
             return Err(ManagementError::bad_request(
                 "InvalidTag",

@@ -94,7 +94,10 @@ impl RoleAssignmentInput {
                 "Role assignment conditions (ABAC) are not supported; omit 'condition'.",
             ));
         }
-        if p.description.as_ref().is_some_and(|d| d.len() > 2048) {
+        if p.description
+            .as_ref()
+            .is_some_and(|d| d.len() > 2048 || crate::names::has_control(d))
+        {
             return Err(bad(
                 "InvalidRequestContent",
                 "The description is longer than 2048 characters.",

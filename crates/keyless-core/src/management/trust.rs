@@ -40,7 +40,7 @@ impl Keyless {
             .ok_or_else(|| bad("The 'properties.issuer' string is required."))?;
         if !issuer.starts_with("https://")
             || issuer.len() > 600
-            || issuer.chars().any(char::is_whitespace)
+            || issuer.chars().any(|c| c.is_whitespace() || c.is_control())
         {
             return Err(bad(format!(
                 "The issuer '{}' must be an https URL of at most 600 characters.",

@@ -416,6 +416,15 @@ impl Keyless {
         check_secret_name(name)?;
         let vault = self.vault_for(caller, vault)?;
         self.data_authorize(caller, &vault, Some(name), SET)?;
+        if put
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.len() > 255 || crate::names::has_control(c))
+        {
+            return Err(VaultError::bad(
+                "The content type must be at most 255 characters without control characters.",
+            ));
+        }
         if put.value.len() > MAX_SECRET_BYTES {
             return Err(VaultError::bad(format!(
                 "The secret value is larger than {MAX_SECRET_BYTES} bytes."
@@ -534,6 +543,11 @@ impl Keyless {
         let secret = self.live_secret(&vault, name).await?;
         let mut v = Self::pick_version(&secret, version)?.clone();
         if let Some(ct) = content_type {
+            if ct.len() > 255 || crate::names::has_control(&ct) {
+                return Err(VaultError::bad(
+                    "The content type must be at most 255 characters without control characters.",
+                ));
+            }
             v.content_type = Some(ct);
         }
         if let Some(t) = tags {

@@ -348,8 +348,8 @@ async fn every_refusal_is_a_clear_error() -> Result<()> {
         cred(&bad, &w.identity.client_id, &tenant)?
             .get_token(&scope)
             .await,
-        401,
-        "invalid_client",
+        400,
+        "invalid_request",
         50027,
         "malformed",
     );

@@ -275,7 +275,7 @@ async fn forged_signatures_and_algorithms_are_refused() -> Result<()> {
         let h = b64url(json!({"alg": alg, "typ": "JWT"}).to_string().as_bytes());
         for t in [format!("{h}.{payload}."), format!("{h}.{payload}.AQID")] {
             let r = f.exchange(&t).await?;
-            assert_refused(&r, 401, "invalid_client", 50027, &["none"]);
+            assert_refused(&r, 400, "invalid_request", 50027, &["none"]);
         }
     }
 
@@ -295,7 +295,7 @@ async fn forged_signatures_and_algorithms_are_refused() -> Result<()> {
         let input = format!("{h}.{payload}");
         let mac = hmac_sha256(&secret, input.as_bytes());
         let r = f.exchange(&format!("{input}.{}", b64url(&mac))).await?;
-        assert_refused(&r, 401, "invalid_client", 50027, &["HS256"]);
+        assert_refused(&r, 400, "invalid_request", 50027, &["HS256"]);
     }
 
     // An EC signature presented under the RSA key's kid (ES256 with an RSA key), and
@@ -372,7 +372,7 @@ async fn malformed_and_oversized_tokens_fail_fast() -> Result<()> {
     let started = Instant::now();
     let r = f.exchange(&t).await?;
     let took = started.elapsed();
-    assert_refused(&r, 401, "invalid_client", 50027, &["16384"]);
+    assert_refused(&r, 400, "invalid_request", 50027, &["16384"]);
     assert!(
         took < Duration::from_secs(2),
         "oversized token took {took:?}"
@@ -388,8 +388,8 @@ async fn malformed_and_oversized_tokens_fail_fast() -> Result<()> {
         let took = started.elapsed();
         assert_refused(
             &r,
-            401,
-            "invalid_client",
+            400,
+            "invalid_request",
             50027,
             &["three dot-separated parts"],
         );
@@ -399,14 +399,14 @@ async fn malformed_and_oversized_tokens_fail_fast() -> Result<()> {
     // A JWE (five parts), garbage, a non-JSON payload.
     let h = b64url(br#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#);
     let r = f.exchange(&format!("{h}.a.b.c.d")).await?;
-    assert_refused(&r, 401, "invalid_client", 50027, &["JWE"]);
+    assert_refused(&r, 400, "invalid_request", 50027, &["JWE"]);
     let r = f.exchange("not-a-token").await?;
-    assert_refused(&r, 401, "invalid_client", 50027, &[]);
+    assert_refused(&r, 400, "invalid_request", 50027, &[]);
     let h = b64url(br#"{"alg":"RS256","kid":"rsa-1"}"#);
     let r = f
         .exchange(&format!("{h}.{}.AQID", b64url(b"[1,2]")))
         .await?;
-    assert_refused(&r, 401, "invalid_client", 50027, &["payload"]);
+    assert_refused(&r, 400, "invalid_request", 50027, &["payload"]);
     Ok(())
 }
 
@@ -427,14 +427,26 @@ async fn claims_of_the_wrong_type_are_errors_not_absent() -> Result<()> {
         c[claim] = value.clone();
         let t = f.issuer.sign(&c);
         let r = f.exchange(&t).await?;
-        assert_refused(&r, 401, "invalid_client", 50027, &[&format!("\"{claim}\"")]);
+        assert_refused(
+            &r,
+            400,
+            "invalid_request",
+            50027,
+            &[&format!("\"{claim}\"")],
+        );
     }
     // Missing required claims are named too.
     for claim in ["iss", "sub", "aud", "exp"] {
         let mut c = f.issuer.claims(SUBJECT);
         c.as_object_mut().unwrap().remove(claim);
         let r = f.exchange(&f.issuer.sign(&c)).await?;
-        assert_refused(&r, 401, "invalid_client", 50027, &[&format!("\"{claim}\"")]);
+        assert_refused(
+            &r,
+            400,
+            "invalid_request",
+            50027,
+            &[&format!("\"{claim}\"")],
+        );
     }
     Ok(())
 }
@@ -482,8 +494,8 @@ async fn private_issuers_need_the_allow_flag_and_a_trusted_ca() -> Result<()> {
     let r = server.exchange(&identity.client_id, &token).await?;
     assert_refused(
         &r,
-        401,
-        "invalid_client",
+        400,
+        "invalid_request",
         50166,
         &["--allow-private-issuers", &cluster.issuer],
     );
@@ -494,7 +506,7 @@ async fn private_issuers_need_the_allow_flag_and_a_trusted_ca() -> Result<()> {
         .identity_with_credential("rg-priv", "private", credential(&cluster.issuer, subject))
         .await?;
     let r = server.exchange(&identity.client_id, &token).await?;
-    let desc = assert_refused(&r, 401, "invalid_client", 50166, &[&cluster.issuer]);
+    let desc = assert_refused(&r, 400, "invalid_request", 50166, &[&cluster.issuer]);
     assert!(desc.to_lowercase().contains("certificate"), "{desc}");
     Ok(())
 }

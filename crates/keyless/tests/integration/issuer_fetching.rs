@@ -202,11 +202,11 @@ async fn an_unreachable_issuer_without_cached_keys_is_50166() -> Result<()> {
     let ex = server.exchanger();
     let discovery = format!("{issuer}/.well-known/openid-configuration");
     let r = ex.exchange(&identity.client_id, &token).await?;
-    assert_refused(&r, 401, "invalid_client", 50166, &[&discovery]);
+    assert_refused(&r, 400, "invalid_request", 50166, &[&discovery]);
     // Failures are rate-limited too: the next requests reuse the error.
     for _ in 0..5 {
         let r = ex.exchange(&identity.client_id, &token).await?;
-        assert_refused(&r, 401, "invalid_client", 50166, &[&discovery]);
+        assert_refused(&r, 400, "invalid_request", 50166, &[&discovery]);
     }
     assert_eq!(server.issuer_fetches().await?, 1);
     Ok(())
