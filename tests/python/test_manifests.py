@@ -234,9 +234,22 @@ def test_serve_objects_fit_together() -> None:
     cm = by_kind(render("webhook"), "ConfigMap")
     assert cm["data"]["KEYLESS_AUTHORITY_HOST"] == f"{public}/"
 
-    pg = by_kind(render("serve-postgres"), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    rendered = render("serve-postgres")
+    deployment = by_kind(rendered, "Deployment")
+    # Three replicas behind the one Service, spread over nodes, never below two.
+    assert deployment["spec"]["replicas"] == 3
+    assert by_kind(rendered, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+    assert not [d for d in rendered if d["kind"] == "PersistentVolumeClaim"], "replicas share no volume"
+    pod = deployment["spec"]["template"]["spec"]
+    pg = pod["containers"][0]
     env = {e["name"]: e for e in pg["env"]}
     assert env["KEYLESS_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "keyless-database", "key": "url"}
+    # One key-encryption key and one certificate for every replica, from Secrets.
+    assert env["KEYLESS_KEK"]["valueFrom"]["secretKeyRef"] == {"name": "keyless-kek", "key": "kek"}
+    assert "--tls-cert=/tls/tls.crt" in pg["args"] and "--tls-key=/tls/tls.key" in pg["args"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "keyless-tls"
+    assert "emptyDir" in volumes["data"]
 
 
 def test_webhook_certs_output_validates_and_matches_the_base(tmp_path: Path) -> None:
