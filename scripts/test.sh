@@ -243,6 +243,10 @@ stage_rust() {
   banner "cargo nextest run"
   # --no-tests=warn: a workspace without tests yet is not a failure of this script.
   cargo nextest run --workspace --no-fail-fast --no-tests=warn
+  # The whole integration suite again, every server on its own PostgreSQL database: both
+  # storage backends are held to the same behaviour end to end.
+  banner "cargo nextest run: integration suite on PostgreSQL"
+  KEYLESS_TEST_BACKEND=postgres cargo nextest run -p keyless --test integration --no-fail-fast
   banner "cargo test --doc"
   cargo test --doc --workspace
 }

@@ -221,6 +221,49 @@ pub struct Server {
     stderr: Arc<Mutex<String>>,
     stdout: Arc<Mutex<String>>,
     token: tokio::sync::Mutex<Option<String>>,
+    /// The PostgreSQL database of this server, when the suite runs on PostgreSQL.
+    _database: Option<TestDatabase>,
+}
+
+/// The storage backend the suite runs on: SQLite by default; with
+/// `KEYLESS_TEST_BACKEND=postgres` every server gets a fresh database on the server at
+/// `KEYLESS_TEST_POSTGRES_URL` (scripts/test.sh runs the suite once on each backend).
+pub struct TestDatabase {
+    admin: String,
+    name: String,
+    /// The database URL to pass as `--database-url`.
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// A fresh database when the suite runs on PostgreSQL, else `None`.
+    pub async fn for_backend() -> Result<Option<TestDatabase>> {
+        if std::env::var("KEYLESS_TEST_BACKEND").as_deref() != Ok("postgres") {
+            return Ok(None);
+        }
+        let admin = std::env::var("KEYLESS_TEST_POSTGRES_URL")
+            .context("KEYLESS_TEST_BACKEND=postgres needs KEYLESS_TEST_POSTGRES_URL")?;
+        let name = format!("keyless_it_{}", uuid::Uuid::new_v4().simple());
+        let out = Command::new("psql")
+            .arg(&admin)
+            .args(["-v", "ON_ERROR_STOP=1", "-qc", &format!("CREATE DATABASE {name}")])
+            .output()
+            .await
+            .context("running psql")?;
+        ensure!(out.status.success(), "CREATE DATABASE: {}", String::from_utf8_lossy(&out.stderr));
+        let (base, _) = admin.rsplit_once('/').context("no database in KEYLESS_TEST_POSTGRES_URL")?;
+        Ok(Some(TestDatabase { url: format!("{base}/{name}"), admin, name }))
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .arg(&self.admin)
+            .arg("-qc")
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .output();
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -350,7 +393,15 @@ impl Server {
     /// Starts a server on a fresh data directory, port 0.
     pub async fn start(extra_args: &[&str]) -> Result<Server> {
         let data = tempfile::tempdir().context("creating the data dir")?;
-        let extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let mut extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let database = match TestDatabase::for_backend().await? {
+            Some(db) if !extra.iter().any(|a| a == "--database-url") => {
+                extra.push("--database-url".into());
+                extra.push(db.url.clone());
+                Some(db)
+            }
+            _ => None,
+        };
         let spawned = spawn(&data.path().join("data"), "127.0.0.1:0", &extra).await?;
         let data_dir = data.path().join("data");
         let admin = load_admin(&data_dir)?;
@@ -367,6 +418,7 @@ impl Server {
             stderr: spawned.stderr,
             stdout: spawned.stdout,
             token: tokio::sync::Mutex::new(None),
+            _database: database,
         })
     }
 
