@@ -10,6 +10,7 @@ pub mod conformance;
 mod error;
 pub mod postgres;
 mod records;
+mod row_decoding;
 pub mod sqlite;
 mod store;
 
