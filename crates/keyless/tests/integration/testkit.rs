@@ -246,13 +246,28 @@ impl TestDatabase {
         let name = format!("keyless_it_{}", uuid::Uuid::new_v4().simple());
         let out = Command::new("psql")
             .arg(&admin)
-            .args(["-v", "ON_ERROR_STOP=1", "-qc", &format!("CREATE DATABASE {name}")])
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qc",
+                &format!("CREATE DATABASE {name}"),
+            ])
             .output()
             .await
             .context("running psql")?;
-        ensure!(out.status.success(), "CREATE DATABASE: {}", String::from_utf8_lossy(&out.stderr));
-        let (base, _) = admin.rsplit_once('/').context("no database in KEYLESS_TEST_POSTGRES_URL")?;
-        Ok(Some(TestDatabase { url: format!("{base}/{name}"), admin, name }))
+        ensure!(
+            out.status.success(),
+            "CREATE DATABASE: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (base, _) = admin
+            .rsplit_once('/')
+            .context("no database in KEYLESS_TEST_POSTGRES_URL")?;
+        Ok(Some(TestDatabase {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        }))
     }
 }
 
@@ -261,7 +276,10 @@ impl Drop for TestDatabase {
         let _ = std::process::Command::new("psql")
             .arg(&self.admin)
             .arg("-qc")
-            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .output();
     }
 }
