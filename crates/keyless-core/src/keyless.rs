@@ -381,10 +381,14 @@ impl Keyless {
     /// pre-publication window (`prepublish_secs`, default from settings); the previous
     /// key is retired when the new one takes over and stays published until its tokens
     /// have expired. Returns the new key id.
+    ///
+    /// `alg` switches the tenant's algorithm (e.g. RS256 for a relying party that only
+    /// verifies RSA); without it the tenant keeps the algorithm of its newest key.
     pub async fn rotate_signing_key(
         &self,
         tenant: &str,
         prepublish_secs: Option<i64>,
+        alg: Option<keyless_jose::Alg>,
     ) -> Result<String, OpenError> {
         let _guard = self.key_writes.lock().await;
         let now = self.clock.now();
@@ -392,13 +396,14 @@ impl Keyless {
             + prepublish_secs
                 .unwrap_or(self.settings.key_prepublish_secs)
                 .max(0);
-        let rec = KeyRing::generate(
-            tenant,
-            self.settings.signing_alg,
-            now,
-            active_from,
-            &self.kek,
-        )?;
+        let alg = alg
+            .or_else(|| {
+                self.key_ring()
+                    .newest(tenant)
+                    .and_then(|k| keyless_jose::Alg::from_name(&k.record.alg))
+            })
+            .unwrap_or(self.settings.signing_alg);
+        let rec = KeyRing::generate(tenant, alg, now, active_from, &self.kek)?;
         self.store.insert_signing_key(&rec).await?;
         for old in self.key_ring().tenant_keys(tenant) {
             if old.record.retired_at.is_none_or(|r| r > active_from) {

@@ -17,6 +17,10 @@ pub enum KeysCommand {
         /// setting).
         #[arg(long)]
         prepublish_seconds: Option<u32>,
+        /// Switch the tenant's signing algorithm (ES256, ES384, RS256, PS256, EdDSA);
+        /// later rotations keep it.
+        #[arg(long)]
+        alg: Option<String>,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -27,6 +31,7 @@ pub async fn run(cmd: KeysCommand) -> Result<()> {
     match cmd {
         KeysCommand::Rotate {
             prepublish_seconds,
+            alg,
             common,
         } => {
             let session = Session::open(&common).await?;
@@ -35,6 +40,7 @@ pub async fn run(cmd: KeysCommand) -> Result<()> {
                 .as_deref()
                 .map(|p| ("prepublishSeconds", p))
                 .into_iter()
+                .chain(alg.as_deref().map(|a| ("alg", a)))
                 .collect();
             let result = session
                 .arm

@@ -592,8 +592,27 @@ async fn rotate_keys(state: &AppState, c: &Caller, q: &[(String, String)]) -> Ar
         ),
         None => None,
     };
+    let alg = match param(q, "alg") {
+        None => None,
+        Some(name) => match keyless_jose::Alg::from_name(name) {
+            Some(
+                a @ (keyless_jose::Alg::ES256
+                | keyless_jose::Alg::ES384
+                | keyless_jose::Alg::RS256
+                | keyless_jose::Alg::PS256
+                | keyless_jose::Alg::EdDSA),
+            ) => Some(a),
+            _ => {
+                return Err(ArmResponseError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameter",
+                    "alg must be one of ES256, ES384, RS256, PS256, EdDSA.",
+                ));
+            }
+        },
+    };
     let kid = k
-        .rotate_signing_key(&c.tenant_id, prepublish)
+        .rotate_signing_key(&c.tenant_id, prepublish, alg)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "key rotation failed");

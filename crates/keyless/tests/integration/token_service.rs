@@ -729,3 +729,53 @@ async fn immediate_rotation_after_a_prepublished_one_takes_over_at_once() -> Res
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_tenant_can_switch_to_rs256_and_keeps_it_across_rotations() -> Result<()> {
+    let s = Server::start(&[]).await?;
+    let before = s.token_for(&s.arm_scope()).await?;
+    assert_eq!(jwt_header(&before)["alg"], "ES256");
+    let r = s
+        .armv(
+            Method::POST,
+            "/providers/Keyless/signingKeys/rotate?alg=RS256",
+            KEYLESS_API,
+            None,
+        )
+        .await?;
+    assert_eq!(r.code(), 200, "{}", r.body);
+    assert_eq!(r.body["alg"], "RS256");
+    let rsa = s.token_for(&s.arm_scope()).await?;
+    assert_eq!(jwt_header(&rsa)["alg"], "RS256");
+    // A later rotation without alg stays on RS256; both tokens keep working.
+    let r = s
+        .armv(
+            Method::POST,
+            "/providers/Keyless/signingKeys/rotate",
+            KEYLESS_API,
+            None,
+        )
+        .await?;
+    assert_eq!(r.body["alg"], "RS256");
+    for t in [&before, &rsa] {
+        let r = s
+            .arm_raw(
+                Method::GET,
+                &format!("{}?api-version={SUB_API}", s.sub_path()),
+                Some(&format!("Bearer {t}")),
+                None,
+            )
+            .await?;
+        assert_eq!(r.code(), 200, "{}", r.body);
+    }
+    let bad = s
+        .armv(
+            Method::POST,
+            "/providers/Keyless/signingKeys/rotate?alg=HS256",
+            KEYLESS_API,
+            None,
+        )
+        .await?;
+    bad.arm_error(400, "InvalidParameter");
+    Ok(())
+}
