@@ -145,7 +145,10 @@ impl KeyRing {
         // The key no rotation has retired yet is the newest; times are whole seconds,
         // so ordering by time alone cannot tell two keys made in the same second apart.
         let keys = self.by_tenant.get(tenant)?;
-        keys.iter().rev().find(|k| k.record.retired_at.is_none()).or_else(|| keys.last())
+        keys.iter()
+            .rev()
+            .find(|k| k.record.retired_at.is_none())
+            .or_else(|| keys.last())
     }
 
     /// Every key of a tenant (retired ones included until deleted).
