@@ -51,6 +51,30 @@ async fn seed(s: &dyn Store) -> Result<(), StoreError> {
     })
     .await?;
     check(s.list_tenants().await?.len() == 1, "one tenant");
+    s.insert_service_principal(&ServicePrincipalRecord {
+        client_id: "c1".into(),
+        principal_id: "p1".into(),
+        tenant_id: T.into(),
+        display_name: "admin".into(),
+        secret_hash: "old".into(),
+        created_at: 1,
+    })
+    .await?;
+    check(
+        s.set_service_principal_secret("c1", "new").await?,
+        "secret replaced",
+    );
+    check(
+        !s.set_service_principal_secret("nope", "x").await?,
+        "unknown principal",
+    );
+    check(
+        s.all_service_principals()
+            .await?
+            .iter()
+            .any(|sp| sp.client_id == "c1" && sp.secret_hash == "new"),
+        "new hash stored",
+    );
     check(s.list_subscriptions().await?.len() == 1, "one subscription");
     Ok(())
 }

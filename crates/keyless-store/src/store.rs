@@ -121,6 +121,12 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a service principal.
     async fn insert_service_principal(&self, sp: &ServicePrincipalRecord)
     -> Result<(), StoreError>;
+    /// Replaces a service principal's secret hash; false when it does not exist.
+    async fn set_service_principal_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+    ) -> Result<bool, StoreError>;
     /// Every service principal.
     async fn all_service_principals(&self) -> Result<Vec<ServicePrincipalRecord>, StoreError>;
 

@@ -1,6 +1,7 @@
 //! `keyless`: the Keyless server and command-line tool.
 
 mod account;
+mod admin;
 mod demo;
 mod dev_cluster;
 mod keys;
@@ -24,11 +25,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the all-in-one server (token service, management API) over HTTPS.
+    /// Run the all-in-one server (token service, management API, vaults) over HTTPS.
     Serve(Box<serve::ServeArgs>),
     /// Run the whole story on this machine: cluster issuer, Keyless, identity,
     /// federated credential, vault, secret, role — and a workload reading the secret.
     Demo(demo::DemoArgs),
+    /// Operator actions on the server's own data (e.g. a new admin secret).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Manage Keyless' own token signing keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -86,6 +90,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
+            Command::Admin(cmd) => admin::run(cmd).await,
             Command::Keys(cmd) => keys::run(cmd).await,
             Command::Demo(args) => demo::run(args).await,
             Command::DevCluster(args) => dev_cluster::run(*args).await,

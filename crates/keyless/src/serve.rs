@@ -112,7 +112,7 @@ fn init_logging(format: LogFormat) {
 
 /// The key-encryption key: `KEYLESS_KEK` (base64 of 32 bytes) or `{data}/kek`,
 /// generated on first start.
-fn load_kek(data_dir: &Path) -> Result<Kek> {
+pub(crate) fn load_kek(data_dir: &Path) -> Result<Kek> {
     if let Ok(b64) = std::env::var("KEYLESS_KEK") {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
@@ -132,14 +132,14 @@ fn load_kek(data_dir: &Path) -> Result<Kek> {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AdminFile {
-    tenant_id: String,
-    subscription_id: String,
-    client_id: String,
-    client_secret: String,
-    authority_host: String,
-    resource_manager_url: String,
-    ca_file: Option<String>,
+pub(crate) struct AdminFile {
+    pub(crate) tenant_id: String,
+    pub(crate) subscription_id: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    pub(crate) authority_host: String,
+    pub(crate) resource_manager_url: String,
+    pub(crate) ca_file: Option<String>,
 }
 
 /// Runs the server until SIGTERM or SIGINT.
@@ -185,21 +185,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let tls = keyless_server::tls::server_config(&pem)?;
     drop(lock);
 
-    let store: Arc<dyn keyless_store::Store> = match &args.database_url {
-        Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open(url).await?),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(
-                keyless_store::postgres::PgStore::open(url)
-                    .await
-                    .context("cannot open the PostgreSQL database")?,
-            )
-        }
-        Some(url) => bail!(
-            "unsupported --database-url '{}': use sqlite://PATH or postgres://...",
-            redact_url(url)
-        ),
-        None => Arc::new(SqliteStore::open_file(&args.data_dir.join("keyless.db")).await?),
-    };
+    let store = open_store(args.database_url.as_deref(), &args.data_dir).await?;
     let public = match &args.public_url {
         Some(url) => parse_public_url(url)?,
         None => PublicUrl {
@@ -282,6 +268,28 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     keyless_server::serve::serve_tls(listener, tls, router, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the database: `--database-url`, else SQLite in the data directory.
+pub(crate) async fn open_store(
+    url: Option<&str>,
+    data_dir: &Path,
+) -> Result<Arc<dyn keyless_store::Store>> {
+    Ok(match url {
+        Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open(url).await?),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(
+                keyless_store::postgres::PgStore::open(url)
+                    .await
+                    .context("cannot open the PostgreSQL database")?,
+            )
+        }
+        Some(url) => bail!(
+            "unsupported --database-url '{}': use sqlite://PATH or postgres://...",
+            redact_url(url)
+        ),
+        None => Arc::new(SqliteStore::open_file(&data_dir.join("keyless.db")).await?),
+    })
 }
 
 /// A database URL with any password replaced, for messages.

@@ -766,6 +766,25 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn set_service_principal_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE service_principals SET secret_hash = $1 WHERE client_id = $2")
+                .bind(secret_hash)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() > 0 {
+            notify(&mut tx, "service_principals").await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn all_service_principals(&self) -> Result<Vec<ServicePrincipalRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM service_principals ORDER BY created_at, client_id")
             .fetch_all(&self.pool)

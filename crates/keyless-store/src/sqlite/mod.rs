@@ -561,6 +561,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn set_service_principal_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE service_principals SET secret_hash = ? WHERE client_id = ?")
+            .bind(secret_hash)
+            .bind(client_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn all_service_principals(&self) -> Result<Vec<ServicePrincipalRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM service_principals")
             .fetch_all(&self.reader)

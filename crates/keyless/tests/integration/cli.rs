@@ -322,3 +322,81 @@ async fn cli_errors_are_clear_and_exit_non_zero() -> Result<()> {
     assert!(stderr(&out).contains("No Such Role"), "{}", stderr(&out));
     Ok(())
 }
+
+#[tokio::test]
+async fn admin_reset_secret_replaces_the_admin_credential() -> Result<()> {
+    let mut s = Server::start(&["--resync-interval", "1"]).await?;
+    let old = s.admin.client_secret.clone();
+    let dir = s.data_dir();
+    let db: Vec<String> = s
+        .database_url()
+        .map(|u| vec!["--database-url".to_string(), u.to_string()])
+        .unwrap_or_default();
+    let db: Vec<&str> = db.iter().map(String::as_str).collect();
+    let mut args = vec!["admin", "reset-secret", "--data-dir", dir.to_str().unwrap()];
+    args.extend(&db);
+    let out = s.cli(&args).await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(s.admin_file())?)?;
+    let new = file["clientSecret"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(file["clientId"], s.admin.client_id.as_str());
+    // The secret is never printed when admin.json can be updated.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&new));
+    // The running server (SQLite) picks the change up at its next resync.
+    let started = std::time::Instant::now();
+    loop {
+        let r = s
+            .post_form(
+                &s.token_path_v2(),
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &s.admin.client_id),
+                    ("client_secret", &new),
+                    ("scope", &s.arm_scope()),
+                ],
+                &[],
+            )
+            .await?;
+        if r.code() == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "new secret refused: {}",
+            r.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = s.request_token(&s.arm_scope()).await?;
+    r.oauth_error(401, "invalid_client", 7000215);
+    // A data directory whose key-encryption key does not match is refused.
+    let stranger = tempfile::tempdir()?;
+    std::fs::write(stranger.path().join("kek"), [9u8; 32])?;
+    s.stop().await?;
+    // The database with its write-ahead log, as a copied data directory would hold it.
+    for f in ["keyless.db", "keyless.db-wal", "keyless.db-shm"] {
+        if dir.join(f).exists() {
+            std::fs::copy(dir.join(f), stranger.path().join(f))?;
+        }
+    }
+    let mut args = vec![
+        "admin",
+        "reset-secret",
+        "--data-dir",
+        stranger.path().to_str().unwrap(),
+    ];
+    args.extend(&db);
+    let out = s.cli(&args).await?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not belong"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}

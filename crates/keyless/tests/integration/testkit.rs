@@ -440,6 +440,11 @@ impl Server {
         })
     }
 
+    /// The database URL when the suite runs on PostgreSQL (else SQLite in the data dir).
+    pub fn database_url(&self) -> Option<&str> {
+        self._database.as_ref().map(|d| d.url.as_str())
+    }
+
     /// The server's data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.data.path().join("data")
