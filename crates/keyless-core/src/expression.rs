@@ -13,6 +13,14 @@
 
 use serde_json::Value;
 
+use crate::glob::{GlobRules, glob_matches};
+
+/// Claim values compare exactly: `*` and `?` are the only wildcards.
+const CLAIM_GLOB: GlobRules = GlobRules {
+    single: true,
+    ignore_case: false,
+};
+
 /// Longest expression accepted.
 pub const MAX_EXPRESSION_LEN: usize = 2048;
 
@@ -207,7 +215,7 @@ impl Clause {
     pub fn holds(&self, claims: &serde_json::Map<String, Value>) -> bool {
         let test = |v: &str| match self.op {
             Op::Eq => v == self.value,
-            Op::Matches => glob(self.value.as_bytes(), v.as_bytes()),
+            Op::Matches => glob_matches(self.value.as_bytes(), v.as_bytes(), CLAIM_GLOB),
         };
         match claims.get(&self.claim) {
             Some(Value::String(s)) => test(s),
@@ -225,38 +233,6 @@ impl std::fmt::Display for Clause {
         };
         write!(f, "claims['{}'] {op} '{}'", self.claim, self.value)
     }
-}
-
-/// Glob with `*` and `?`, backtracking only to the last star (no exponential cases).
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        match (p.get(pi), s.get(si)) {
-            (Some(b'*'), _) => {
-                star = Some((pi, si));
-                pi += 1;
-            }
-            (Some(b'?'), Some(_)) => {
-                pi += 1;
-                si += 1;
-            }
-            (Some(a), Some(b)) if a == b => {
-                pi += 1;
-                si += 1;
-            }
-            _ => match star {
-                Some((sp, ss)) => {
-                    pi = sp + 1;
-                    si = ss + 1;
-                    star = Some((sp, ss + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p.get(pi..)
-        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
 }
 
 #[cfg(test)]
@@ -314,6 +290,6 @@ mod tests {
     fn glob_is_not_exponential() {
         let p = "*a".repeat(40);
         let s = "a".repeat(39);
-        assert!(!glob(p.as_bytes(), s.as_bytes()));
+        assert!(!glob_matches(p.as_bytes(), s.as_bytes(), CLAIM_GLOB));
     }
 }

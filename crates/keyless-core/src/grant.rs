@@ -8,9 +8,7 @@ use keyless_store::SignInRecord;
 use crate::federation::exchange::AssertionFacts;
 use crate::keyless::Keyless;
 use crate::names::{parse_guid, printable};
-use crate::tokens::{
-    AccessTokenClaims, Resource, ScopeError, TokenVersion, resolve_resource, resolve_scope,
-};
+use crate::tokens::{AccessTokenClaims, Resource, ScopeError, resolve_resource, resolve_scope};
 
 /// Which token endpoint was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +92,7 @@ pub struct RequestContext {
     pub correlation_id: String,
 }
 
-/// `YYYY-MM-DD HH:MM:SSZ` for messages.
+/// `YYYY-MM-DD HH:MM:SSZ`: the timestamp format of Entra errors, also used in messages.
 pub fn format_time(unix: i64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
     time::OffsetDateTime::from_unix_timestamp(unix)
@@ -330,35 +328,28 @@ impl Keyless {
                 "There was an error issuing a token: no signing key is active.",
             )
         })?;
-        // Keyless' own resources take v1 tokens, like Azure Resource Manager and Key Vault.
-        let version = TokenVersion::V1;
-        let public = &self.settings.public;
+        // Keyless' own resources take v1 tokens, like Azure Resource Manager and Key
+        // Vault; in Entra the resource, not the endpoint, picks the layout.
         let lifetime = self.settings.token_lifetime_secs;
         let uti = keyless_jose::random_bytes::<16>()
             .map(|b| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b))
             .map_err(|_| {
                 GrantError::new(OAuthError::ServerError, 50000, "random generator failed")
             })?;
-        let (v1, iss, ver) = match version {
-            TokenVersion::V1 => (true, public.issuer_v1(subject.tenant_id), "1.0"),
-            TokenVersion::V2 => (false, public.issuer_v2(subject.tenant_id), "2.0"),
-        };
         let claims = AccessTokenClaims {
             aud: resource.audience.clone(),
-            iss,
+            iss: self.settings.public.issuer_v1(subject.tenant_id),
             iat: now,
             nbf: now,
             exp: now + lifetime,
-            appid: v1.then(|| subject.client_id.to_string()),
-            appidacr: v1.then(|| subject.acr.to_string()),
-            azp: (!v1).then(|| subject.client_id.to_string()),
-            azpacr: (!v1).then(|| subject.acr.to_string()),
+            appid: subject.client_id.to_string(),
+            appidacr: subject.acr.to_string(),
             idtyp: "app".into(),
             oid: subject.object_id.to_string(),
             sub: subject.object_id.to_string(),
             tid: subject.tenant_id.to_string(),
             uti,
-            ver: ver.into(),
+            ver: "1.0".into(),
             xms_mirid: subject.mirid.clone(),
         };
         let token = key.signer.sign_jwt("JWT", &claims).map_err(|e| {

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 pub mod expression;
 pub mod federation;
+mod glob;
 pub mod grant;
 pub mod ids;
 pub mod keyless;

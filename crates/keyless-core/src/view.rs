@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub vaults: HashMap<String, Arc<keyless_store::VaultRecord>>,
     /// Resource groups by (subscription, lowercase name).
     pub resource_groups: HashMap<(String, String), Arc<keyless_store::ResourceGroupRecord>>,
+    /// Claims-matching expressions, compiled once per load, by source.
+    pub expressions: HashMap<String, Arc<crate::expression::Expression>>,
     /// Identities by (subscription, lowercase group, lowercase name).
     pub identities_by_name: HashMap<(String, String, String), Arc<IdentityRecord>>,
 }
@@ -73,6 +75,18 @@ impl Snapshot {
             ..Snapshot::default()
         };
         for fc in store.all_federated_credentials().await? {
+            if let Some(src) = &fc.expression
+                && !s.expressions.contains_key(src)
+            {
+                match crate::expression::Expression::parse(src) {
+                    Ok(e) => {
+                        s.expressions.insert(src.clone(), Arc::new(e));
+                    }
+                    Err(e) => {
+                        tracing::error!(credential = %fc.name, error = %e, "stored expression does not compile")
+                    }
+                }
+            }
             s.credentials
                 .entry(fc.identity_principal_id.clone())
                 .or_default()

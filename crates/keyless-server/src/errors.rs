@@ -8,15 +8,6 @@ use keyless_core::{ErrorKind, ManagementError};
 use keyless_proto::arm::{ArmError, ArmErrorBody};
 use keyless_proto::oauth::OAuthErrorBody;
 
-/// `YYYY-MM-DD HH:MM:SSZ`, the timestamp format of Entra errors.
-pub fn entra_timestamp(unix: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_default()
-}
-
 /// The caller's correlation id (`client-request-id` or `x-ms-client-request-id`) when it
 /// is a sane token, else a new one.
 pub fn correlation_id(headers: &HeaderMap) -> String {
@@ -46,7 +37,7 @@ pub fn oauth_error(
         _ => StatusCode::BAD_REQUEST,
     };
     let trace = uuid::Uuid::new_v4().to_string();
-    let ts = entra_timestamp(now);
+    let ts = keyless_core::grant::format_time(now);
     let body = OAuthErrorBody {
         error: err.error.as_str().to_string(),
         error_description: format!(
@@ -142,6 +133,6 @@ impl IntoResponse for ArmResponseError {
 mod tests {
     #[test]
     fn timestamp_format() {
-        assert_eq!(super::entra_timestamp(0), "1970-01-01 00:00:00Z");
+        assert_eq!(keyless_core::grant::format_time(0), "1970-01-01 00:00:00Z");
     }
 }

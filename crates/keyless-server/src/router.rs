@@ -163,9 +163,10 @@ async fn metrics(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let authorized = crate::arm::auth::authenticate(&state.keyless, &headers).and_then(|caller| {
-        Ok(state
+        state
             .keyless
-            .authorize(&caller, "/", "Keyless/metrics/read")?)
+            .authorize(&caller, "/", "Keyless/metrics/read")
+            .map_err(Into::into)
     });
     match authorized {
         Ok(()) => prometheus_text(&state).into_response(),

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::manage::session::{AdminFile, client_secret_token, http_client_builder, token_endpoint};
+use crate::manage::session::{AdminFile, client_secret_token, token_endpoint};
 
 /// Options of `keyless demo`.
 #[derive(Debug, clap::Args)]
@@ -236,19 +236,10 @@ async fn story(dir: &Path) -> Result<()> {
     )
     .await?;
     let admin = AdminFile::load(&server_dir.join("admin.json"))?;
-    let url = reqwest::Url::parse(&authority)?;
-    let (host, port) = (
-        url.host_str().unwrap_or("localhost").to_string(),
-        url.port_or_known_default().unwrap_or(443),
-    );
-    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await?
-        .collect();
     let vault_name = "demo-vault";
-    let vault_host = format!("{vault_name}.vault.{host}");
-    let http = http_client_builder(admin.ca_file.as_deref())?
-        .resolve_to_addrs(&vault_host, &addrs)
-        .build()?;
+    let vault_access = admin.vault_access(vault_name).await?;
+    let http = vault_access.http.clone();
+    let vault_url = format!("{}/", vault_access.origin);
     let endpoint = token_endpoint(&admin.authority_host, &admin.tenant_id)?;
     let arm_token = client_secret_token(
         &http,
@@ -286,7 +277,7 @@ async fn story(dir: &Path) -> Result<()> {
 
     n.step("the ServiceAccount and Pod manifests (what you would kubectl apply)");
     let manifests = format!(
-        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {SA}\n  namespace: {NS}\n  annotations:\n    azure.workload.identity/client-id: \"{client_id}\"\n    azure.workload.identity/tenant-id: \"{}\"\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: demo-workload\n  namespace: {NS}\n  labels:\n    azure.workload.identity/use: \"true\"\nspec:\n  serviceAccountName: {SA}\n  containers:\n    - name: app\n      image: ghcr.io/example/app:1.0\n      env:\n        - name: KEYVAULT_URL\n          value: https://{vault_host}:{port}/\n        - name: SECRET_NAME\n          value: db-password\n",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {SA}\n  namespace: {NS}\n  annotations:\n    azure.workload.identity/client-id: \"{client_id}\"\n    azure.workload.identity/tenant-id: \"{}\"\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: demo-workload\n  namespace: {NS}\n  labels:\n    azure.workload.identity/use: \"true\"\nspec:\n  serviceAccountName: {SA}\n  containers:\n    - name: app\n      image: ghcr.io/example/app:1.0\n      env:\n        - name: KEYVAULT_URL\n          value: {vault_url}\n        - name: SECRET_NAME\n          value: db-password\n",
         admin.tenant_id
     );
     let manifest_path = dir.join("workload.yaml");
@@ -318,14 +309,7 @@ async fn story(dir: &Path) -> Result<()> {
         "keyless keyvault secret set --vault-name {vault_name} --name db-password --value ****"
     ));
     let endpoint = token_endpoint(&admin.authority_host, &admin.tenant_id)?;
-    let vault_scope = format!(
-        "{}/.default",
-        keyless_core::PublicUrl {
-            host: host.clone(),
-            port
-        }
-        .vault_resource()
-    );
+    let vault_scope = format!("{}/.default", vault_access.resource);
     let admin_vault = client_secret_token(
         &http,
         endpoint,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::manage::args::{CommonArgs, parse_tag, tags_json};
 use crate::manage::output::emit;
-use crate::manage::session::{Session, client_secret_token, http_client_builder, token_endpoint};
+use crate::manage::session::{Session, client_secret_token, token_endpoint};
 
 const ARM_API: &str = "2023-07-01";
 const DATA_API: &str = "7.6";
@@ -265,32 +265,8 @@ impl VaultClient {
     /// on machines where `*.vault.localhost` names do not resolve.
     async fn open(common: &CommonArgs, vault: &str) -> Result<Self> {
         let s = Session::open(common).await?;
-        let authority = reqwest::Url::parse(&s.admin.authority_host)
-            .context("the admin file's authorityHost is not a URL")?;
-        let host = authority
-            .host_str()
-            .context("authorityHost has no host")?
-            .to_string();
-        let port = authority.port_or_known_default().unwrap_or(443);
-        let vault_host = format!("{vault}.vault.{host}");
-        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .with_context(|| format!("resolving {host}"))?
-            .collect();
-        let http = http_client_builder(s.admin.ca_file.as_deref())?
-            .resolve_to_addrs(&vault_host, &addrs)
-            .build()
-            .context("cannot set up the HTTP client")?;
-        let origin = if port == 443 {
-            format!("https://{vault_host}")
-        } else {
-            format!("https://{vault_host}:{port}")
-        };
-        let resource = if port == 443 {
-            format!("https://vault.{host}")
-        } else {
-            format!("https://vault.{host}:{port}")
-        };
+        let access = s.admin.vault_access(vault).await?;
+        let (http, origin, resource) = (access.http, access.origin, access.resource);
         let endpoint = token_endpoint(&s.admin.authority_host, &s.admin.tenant_id)?;
         let token = client_secret_token(
             &http,

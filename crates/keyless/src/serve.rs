@@ -171,21 +171,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let port = listener.local_addr()?.port();
 
-    let public_host = match &args.public_url {
-        Some(url) => parse_public_url(url)?.host,
-        None => args.public_host.clone(),
-    };
-    let (pem, ca_file) = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => (keyless_server::tls::load_files(cert, key)?, None),
-        _ => {
-            let (pem, ca) = keyless_server::tls::ensure_generated(&args.data_dir, &public_host)?;
-            (pem, Some(ca))
-        }
-    };
-    let tls = keyless_server::tls::server_config(&pem)?;
-    drop(lock);
-
-    let store = open_store(args.database_url.as_deref(), &args.data_dir).await?;
     let public = match &args.public_url {
         Some(url) => parse_public_url(url)?,
         None => PublicUrl {
@@ -193,6 +178,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             port,
         },
     };
+    let (pem, ca_file) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (keyless_server::tls::load_files(cert, key)?, None),
+        _ => {
+            let (pem, ca) = keyless_server::tls::ensure_generated(&args.data_dir, &public.host)?;
+            (pem, Some(ca))
+        }
+    };
+    let tls = keyless_server::tls::server_config(&pem)?;
+    drop(lock);
+
+    let store = open_store(args.database_url.as_deref(), &args.data_dir).await?;
     let mut settings = Settings::new(public.clone());
     settings.token_lifetime_secs = args.token_lifetime;
     settings.signing_alg = args.signing_alg;

@@ -221,7 +221,7 @@ impl Keyless {
             audiences: &claims.aud,
             claims: jwt.claims(),
         };
-        let matched = find_match(&creds, &presented)?;
+        let matched = find_match(&creds, &presented, &snap.expressions)?;
         tracing::debug!(credential = %matched.name, "federated credential matched");
         self.mint(
             &Subject {

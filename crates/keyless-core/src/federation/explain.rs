@@ -201,7 +201,7 @@ impl Keyless {
             audiences: &claims.aud,
             claims: jwt.claims(),
         };
-        match find_match(&creds, &presented) {
+        match find_match(&creds, &presented, &snap.expressions) {
             Ok(c) => step(
                 &mut out,
                 "federated credential",

@@ -177,12 +177,17 @@ impl IssuerCache {
         let now = self.clock.now();
         let recently = now.saturating_sub(entry.last_attempt.load(Ordering::Acquire))
             < self.settings.unknown_kid_min_interval_secs;
-        let refreshing = entry.refresh.try_lock().is_err();
         if let Some(k) = entry.keys.load_full() {
             let fresh = now < k.fetched_at.saturating_add(self.settings.ttl_secs);
-            // A known kid: fresh keys, or stale ones while a refresh is already under
-            // way (never queue behind a slow issuer for a key we have).
-            if k.has_kid(kid) && (fresh || refreshing) {
+            let known = k.has_kid(kid);
+            // The hit: fresh keys holding the kid. No lock, no await.
+            if fresh && known {
+                return Ok(k);
+            }
+            let refreshing = entry.refresh.try_lock().is_err();
+            // A known kid in stale keys while a refresh is under way: never queue
+            // behind a slow issuer for a key we have.
+            if known && refreshing {
                 return Ok(k);
             }
             // An unknown kid right after a completed fetch: the answer stands. If a

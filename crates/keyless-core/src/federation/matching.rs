@@ -1,6 +1,10 @@
 //! Matching a verified assertion against an identity's federated credentials, and
 //! explaining a miss: which field differs, and the closest credential.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use keyless_store::FederatedCredentialRecord;
 use serde_json::{Map, Value};
 
@@ -21,6 +25,16 @@ pub struct Presented<'a> {
     pub claims: &'a Map<String, Value>,
 }
 
+fn compiled_expression<'e>(
+    compiled: &'e HashMap<String, Arc<Expression>>,
+    src: &str,
+) -> Result<Cow<'e, Expression>, crate::expression::ExpressionError> {
+    match compiled.get(src) {
+        Some(e) => Ok(Cow::Borrowed(&**e)),
+        None => Expression::parse(src).map(Cow::Owned),
+    }
+}
+
 fn common_prefix(a: &str, b: &str) -> usize {
     a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
 }
@@ -35,9 +49,12 @@ pub fn for_issuer<'a>(
 
 /// Finds the credential that accepts the assertion, or explains the closest miss.
 /// `creds` are the identity's credentials for the assertion's issuer (non-empty).
+/// `compiled` holds the expressions compiled when the view was loaded (an expression
+/// missing there is compiled here).
 pub fn find_match<'a>(
     creds: &[&'a FederatedCredentialRecord],
     p: &Presented<'_>,
+    compiled: &HashMap<String, Arc<Expression>>,
 ) -> Result<&'a FederatedCredentialRecord, GrantError> {
     let by_audience: Vec<&FederatedCredentialRecord> = creds
         .iter()
@@ -68,7 +85,7 @@ pub fn find_match<'a>(
     for c in &by_audience {
         match (&c.subject, &c.expression) {
             (Some(s), _) if s == p.subject => return Ok(c),
-            (None, Some(src)) => match Expression::parse(src) {
+            (None, Some(src)) => match compiled_expression(compiled, src) {
                 Ok(e) => match e.first_failure(p.claims) {
                     None => return Ok(c),
                     Some(clause) => {
@@ -190,13 +207,14 @@ mod tests {
             .cloned()
             .unwrap();
         let aud = vec!["api://AzureADTokenExchange".to_string()];
+        let none = HashMap::new();
         let p = Presented {
             issuer: "https://iss",
             subject: "system:serviceaccount:prod:App",
             audiences: &aud,
             claims: &claims,
         };
-        let e = find_match(&creds, &p).unwrap_err();
+        let e = find_match(&creds, &p, &none).unwrap_err();
         assert_eq!(e.code, 700213);
         assert!(
             e.message.contains("'prod'") && e.message.contains("case-sensitive"),
@@ -211,13 +229,14 @@ mod tests {
                 audiences: &wrong_aud,
                 ..p
             },
+            &none,
         )
         .unwrap_err();
         assert_eq!(e.code, 700212);
         assert!(e.message.contains("'other'") && e.message.contains("api://AzureADTokenExchange"));
 
         let only_expr = vec![&b];
-        let e = find_match(&only_expr, &p).unwrap_err();
+        let e = find_match(&only_expr, &p, &none).unwrap_err();
         assert_eq!(e.code, 7002131);
         assert!(
             e.message
@@ -226,6 +245,8 @@ mod tests {
             e.message
         );
 
+        let src = b.expression.clone().unwrap();
+        let compiled = HashMap::from([(src.clone(), Arc::new(Expression::parse(&src).unwrap()))]);
         let gh_claims = json!({"sub": "repo:org/app:ref:refs/heads/main"})
             .as_object()
             .cloned()
@@ -237,6 +258,7 @@ mod tests {
                 claims: &gh_claims,
                 ..p
             },
+            &compiled,
         )
         .unwrap();
         assert_eq!(ok.name, "gh");
@@ -246,6 +268,7 @@ mod tests {
                 subject: "system:serviceaccount:prod:app",
                 ..p
             },
+            &none,
         )
         .unwrap();
         assert_eq!(ok.name, "prod");

@@ -2,6 +2,7 @@
 //! up; action strings match with `*` wildcards, case-insensitively.
 
 use super::roles::builtin_role;
+use crate::glob::{GlobRules, glob_matches};
 use crate::ids::scope_contains;
 
 /// One role held at one scope (a role assignment, reduced to what evaluation needs).
@@ -15,38 +16,11 @@ pub struct Grant {
 
 /// Whether an action pattern (with `*` wildcards) matches an action, ignoring case.
 pub fn action_matches(pattern: &str, action: &str) -> bool {
-    let p: Vec<u8> = pattern.bytes().map(|b| b.to_ascii_lowercase()).collect();
-    let a: Vec<u8> = action.bytes().map(|b| b.to_ascii_lowercase()).collect();
-    glob(&p, &a)
-}
-
-/// Iterative glob with backtracking to the last `*`: linear in practice, never
-/// exponential on hostile patterns.
-fn glob(p: &[u8], a: &[u8]) -> bool {
-    let (mut pi, mut ai) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ai < a.len() {
-        match (p.get(pi), a.get(ai)) {
-            (Some(b'*'), _) => {
-                star = Some((pi, ai));
-                pi += 1;
-            }
-            (Some(pc), Some(ac)) if pc == ac => {
-                pi += 1;
-                ai += 1;
-            }
-            _ => match star {
-                Some((sp, sa)) => {
-                    pi = sp + 1;
-                    ai = sa + 1;
-                    star = Some((sp, sa + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p.get(pi..)
-        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+    let rules = GlobRules {
+        single: false,
+        ignore_case: true,
+    };
+    glob_matches(pattern.as_bytes(), action.as_bytes(), rules)
 }
 
 /// Whether `grants` allow `action` at `scope`. `data` selects data actions (vault

@@ -1,15 +1,6 @@
-//! Claims of a Keyless access token (the Entra layout).
+//! Claims of a Keyless access token (Entra's v1 layout, which ARM and Key Vault take).
 
 use serde::{Deserialize, Serialize};
-
-/// v1 or v2 token layout (which one is the resource's choice, as in Entra).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenVersion {
-    /// `ver: "1.0"`, issuer `https://host/{tenant}/`.
-    V1,
-    /// `ver: "2.0"`, issuer `https://host/{tenant}/v2.0`.
-    V2,
-}
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -24,18 +15,10 @@ pub struct AccessTokenClaims {
     pub nbf: i64,
     /// Expiry.
     pub exp: i64,
-    /// Client (application) id of the caller (v1).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub appid: Option<String>,
-    /// How the client authenticated: "1" secret, "2" certificate or assertion (v1).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub appidacr: Option<String>,
-    /// Client id (v2).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub azp: Option<String>,
-    /// Client authentication method (v2).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub azpacr: Option<String>,
+    /// Client (application) id of the caller.
+    pub appid: String,
+    /// How the client authenticated: "1" secret, "2" certificate or assertion.
+    pub appidacr: String,
     /// Always "app": an application token, no user.
     pub idtyp: String,
     /// Object id of the principal: the RBAC subject.

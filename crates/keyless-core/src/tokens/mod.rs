@@ -5,7 +5,7 @@ mod claims;
 mod resources;
 mod validate;
 
-pub use claims::{AccessTokenClaims, TokenVersion};
+pub use claims::AccessTokenClaims;
 pub use resources::{Resource, ResourceKind, ScopeError, resolve_resource, resolve_scope};
 pub use validate::{Caller, TokenRejection, validate_access_token};
 

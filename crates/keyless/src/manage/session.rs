@@ -100,11 +100,49 @@ impl AdminFile {
         }
     }
 
+    /// A client for vault `vault` of this server, with the vault's origin and its token
+    /// resource. Vault hosts (`{vault}.vault.HOST`) are served by the same listener as
+    /// the authority host, so they are resolved to its addresses: this works where
+    /// `*.vault.localhost` names do not resolve.
+    pub async fn vault_access(&self, vault: &str) -> Result<VaultAccess> {
+        let authority = reqwest::Url::parse(&self.authority_host)
+            .context("the admin file's authorityHost is not a URL")?;
+        let host = authority.host_str().context("authorityHost has no host")?;
+        let port = authority.port_or_known_default().unwrap_or(443);
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .with_context(|| format!("resolving {host}"))?
+            .collect();
+        let public = keyless_core::PublicUrl {
+            host: host.to_string(),
+            port,
+        };
+        let http = http_client_builder(self.ca_file.as_deref())?
+            .resolve_to_addrs(&format!("{vault}.vault.{host}"), &addrs)
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(VaultAccess {
+            http,
+            origin: public.vault_uri(vault).trim_end_matches('/').to_string(),
+            resource: public.vault_resource(),
+        })
+    }
+
     /// An HTTP client that trusts exactly the admin file's CA (or the platform's roots
     /// when the file names none).
     pub fn http_client(&self) -> Result<reqwest::Client> {
         http_client(self.ca_file.as_deref())
     }
+}
+
+/// How to reach one vault: see [`AdminFile::vault_access`].
+pub struct VaultAccess {
+    /// Trusts the server's CA and resolves the vault host to the server.
+    pub http: reqwest::Client,
+    /// `https://{vault}.vault.HOST[:PORT]`.
+    pub origin: String,
+    /// The token resource of vaults, `https://vault.HOST[:PORT]`.
+    pub resource: String,
 }
 
 /// A relative `caFile` is taken as written when it exists from the working directory
