@@ -1,16 +1,16 @@
 //! `explain`: the exchange's checks, one by one, for an operator debugging a refused
-//! token. Runs the same functions as the token endpoint but keeps going after a
-//! failure where later checks still say something useful.
+//! token. Runs the step functions of the token endpoint ([`super::steps`]) on one
+//! snapshot, but keeps going after a failure where later checks still say something
+//! useful.
 
-use keyless_jose::{Alg, RegisteredClaims, TimePolicy, UnverifiedJwt};
 use serde::Serialize;
 
-use super::exchange::time_error;
-use super::matching::{Presented, find_match, for_issuer};
+use super::steps;
 use crate::error::ManagementError;
+use crate::grant::{GrantError, format_time};
 use crate::keyless::Keyless;
 use crate::names::printable;
-use crate::tokens::{Caller, MAX_TOKEN_BYTES};
+use crate::tokens::Caller;
 
 /// One check and its outcome.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -23,13 +23,30 @@ pub struct Step {
     pub detail: String,
 }
 
-fn step(out: &mut Vec<Step>, check: &str, ok: bool, detail: impl Into<String>) -> bool {
-    out.push(Step {
-        check: check.into(),
-        ok,
-        detail: detail.into(),
-    });
-    ok
+/// The steps recorded so far.
+#[derive(Default)]
+struct Report(Vec<Step>);
+
+impl Report {
+    /// Records the outcome of one check and hands back its value when it passed.
+    /// A refusal reads exactly as the token endpoint would word it.
+    fn check<T>(
+        &mut self,
+        check: &str,
+        outcome: Result<T, GrantError>,
+        ok_detail: impl FnOnce(&T) -> String,
+    ) -> Option<T> {
+        let (ok, detail, value) = match outcome {
+            Ok(v) => (true, ok_detail(&v), Some(v)),
+            Err(e) => (false, e.to_string(), None),
+        };
+        self.0.push(Step {
+            check: check.into(),
+            ok,
+            detail,
+        });
+        value
+    }
 }
 
 impl Keyless {
@@ -42,179 +59,82 @@ impl Keyless {
         assertion: &str,
     ) -> Result<Vec<Step>, ManagementError> {
         self.authorize(caller, "/", "Keyless/explain/action")?;
-        let mut out = Vec::new();
-        let jwt = match UnverifiedJwt::parse(assertion, MAX_TOKEN_BYTES) {
-            Ok(j) => j,
-            Err(e) => {
-                step(&mut out, "token format", false, format!("AADSTS50027: {e}"));
-                return Ok(out);
-            }
-        };
-        step(
-            &mut out,
-            "token format",
-            true,
+        let state = self.token_state();
+        let snap = &*state.snap;
+        let tenant = caller.tenant_id.as_str();
+        let mut r = Report::default();
+        let Some(jwt) = r.check("token format", steps::parse_token(assertion), |j| {
             format!(
                 "signed JWT, alg {}, kid {}",
-                jwt.alg(),
-                jwt.kid().unwrap_or("(none)")
-            ),
-        );
-        let claims = match RegisteredClaims::from_claims(jwt.claims()) {
-            Ok(c) => c,
-            Err(e) => {
-                step(&mut out, "claims", false, format!("AADSTS50027: {e}"));
-                return Ok(out);
-            }
+                j.alg(),
+                j.kid().unwrap_or("(none)")
+            )
+        }) else {
+            return Ok(r.0);
         };
-        step(
-            &mut out,
-            "claims",
-            true,
+        let Some(a) = r.check("claims", steps::read_claims(jwt), |a| {
             format!(
                 "iss '{}', sub '{}', aud {:?}",
-                claims.iss,
-                printable(&claims.sub),
-                claims.aud
-            ),
-        );
-        let own = format!("{}/", self.settings.public.authority());
-        let own_key = jwt
-            .kid()
-            .is_some_and(|k| self.key_ring().by_kid(k).is_some());
-        if !step(
-            &mut out,
-            "not a Keyless token",
-            !claims.iss.starts_with(&own) && !own_key,
-            "AADSTS700222 if it were",
-        ) {
-            return Ok(out);
-        }
-        let snap = self.snapshot();
-        let Some(identity) = snap
-            .identities_by_client
-            .get(&client_id.to_ascii_lowercase())
-            .filter(|i| i.tenant_id == caller.tenant_id)
-            .cloned()
-        else {
-            step(
-                &mut out,
-                "identity",
-                false,
-                format!(
-                    "AADSTS700016: no identity with client id '{}' in this tenant",
-                    printable(client_id)
-                ),
-            );
-            return Ok(out);
+                printable(&a.claims.iss),
+                printable(&a.claims.sub),
+                a.claims.aud
+            )
+        }) else {
+            return Ok(r.0);
         };
-        step(
-            &mut out,
-            "identity",
-            true,
+        let own = steps::refuse_own_token(&self.settings.public, &state.ring, &a);
+        if r.check("not a Keyless token", own, |_| "issued elsewhere".into())
+            .is_none()
+        {
+            return Ok(r.0);
+        }
+        let Some(identity) = r.check("identity", steps::identity(snap, tenant, client_id), |i| {
             format!(
                 "'{}' in resource group '{}' (principal {})",
-                identity.name, identity.resource_group, identity.principal_id
-            ),
-        );
-        let all = snap
-            .credentials
-            .get(&identity.principal_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let creds = for_issuer(all, &claims.iss);
-        let issuers: Vec<&str> = all.iter().map(|c| c.issuer.as_str()).collect();
-        if !step(
-            &mut out,
+                i.name, i.resource_group, i.principal_id
+            )
+        }) else {
+            return Ok(r.0);
+        };
+        let all = steps::credentials_of(snap, identity);
+        let Some(creds) = r.check(
             "issuer trusted",
-            !creds.is_empty(),
-            format!(
-                "token issuer '{}'; credentials trust {:?}",
-                claims.iss, issuers
-            ),
-        ) {
-            return Ok(out);
-        }
-        match self
-            .issuer_keys(&caller.tenant_id, &claims.iss, jwt.kid())
-            .await
-        {
-            Err(e) => {
-                step(&mut out, "issuer keys", false, e.to_string());
-            }
-            Ok(keys) => {
-                step(
-                    &mut out,
-                    "issuer keys",
-                    true,
-                    format!("{} key(s) from {}", keys.keys.len(), keys.source),
-                );
-                match keyless_jose::select_key(&keys.keys, jwt.kid(), jwt.alg()) {
-                    Err(e) => {
-                        step(
-                            &mut out,
-                            "signing key",
-                            false,
-                            format!("AADSTS7000272: {e}"),
-                        );
-                    }
-                    Ok(key) => {
-                        step(
-                            &mut out,
-                            "signing key",
-                            true,
-                            format!("kid {}", key.kid().unwrap_or("(none)")),
-                        );
-                        let sig = jwt.verify(key, Alg::ASSERTION_ALLOWLIST);
-                        step(
-                            &mut out,
-                            "signature",
-                            sig.is_ok(),
-                            sig.err()
-                                .map(|e| format!("AADSTS700027: {e}"))
-                                .unwrap_or_else(|| "valid".into()),
-                        );
-                    }
-                }
-            }
-        }
-        let policy = TimePolicy {
-            leeway_secs: self.settings.clock_leeway_secs,
-            max_lifetime_secs: 25 * 3600,
-        };
-        let times = claims.check_times(self.clock.now(), policy);
-        step(
-            &mut out,
-            "validity period",
-            times.is_ok(),
-            match times {
-                Ok(()) => format!("valid until {}", crate::grant::format_time(claims.exp)),
-                Err(e) => {
-                    let g = time_error(&e);
-                    format!("AADSTS{}: {}", g.code, g.message)
-                }
+            steps::trusted_credentials(all, &a.claims.iss),
+            |c| {
+                format!(
+                    "token issuer '{}' is trusted by {} credential(s)",
+                    printable(&a.claims.iss),
+                    c.len()
+                )
             },
+        ) else {
+            return Ok(r.0);
+        };
+        let keys =
+            steps::issuer_keys(snap, &self.issuers, tenant, &a.claims.iss, a.jwt.kid()).await;
+        let keys = r.check("issuer keys", keys, |k| {
+            format!("{} key(s) from {}", k.keys.len(), k.source)
+        });
+        let key = keys.as_ref().and_then(|keys| {
+            r.check("signing key", steps::signing_key(keys, &a.jwt), |k| {
+                format!("kid {}", k.kid().unwrap_or("(none)"))
+            })
+        });
+        if let Some(key) = key {
+            r.check("signature", steps::verify_signature(&a.jwt, key), |_| {
+                "valid".into()
+            });
+        }
+        r.check(
+            "validity period",
+            steps::check_times(&a.claims, state.now, self.settings.clock_leeway_secs),
+            |_| format!("valid until {}", format_time(a.claims.exp)),
         );
-        let presented = Presented {
-            issuer: &claims.iss,
-            subject: &claims.sub,
-            audiences: &claims.aud,
-            claims: jwt.claims(),
-        };
-        match find_match(&creds, &presented, &snap.expressions) {
-            Ok(c) => step(
-                &mut out,
-                "federated credential",
-                true,
-                format!("matches credential '{}'", c.name),
-            ),
-            Err(e) => step(
-                &mut out,
-                "federated credential",
-                false,
-                format!("AADSTS{}: {}", e.code, e.message),
-            ),
-        };
-        Ok(out)
+        r.check(
+            "federated credential",
+            steps::match_credential(snap, &creds, &a),
+            |c| format!("matches credential '{}'", c.name),
+        );
+        Ok(r.0)
     }
 }

@@ -6,6 +6,7 @@ pub mod explain;
 pub mod fetcher;
 pub mod issuer_cache;
 pub mod matching;
+pub(crate) mod steps;
 
 pub use fetcher::{FetchError, MetadataFetcher};
 pub use issuer_cache::{CacheSettings, IssuerCache, IssuerError};

@@ -106,10 +106,12 @@ async fn resource_group_lifecycle() -> Result<()> {
     assert_eq!(r.code(), 200, "{}", r.body);
     assert_eq!(r.body["tags"], json!({"env": "prod", "team": "a"}));
     assert_eq!(r.body["location"], json!("westeurope"));
+    let at_default_version = r.body.clone();
 
-    // A newer api-version is accepted too.
+    // A newer api-version is accepted and answers with the same resource.
     let r = server.armv(Method::GET, &path, "2024-03-01", None).await?;
     assert_eq!(r.code(), 200, "{}", r.body);
+    assert_eq!(r.body, at_default_version);
 
     server.create_rg("rg2").await?;
     let r = server
@@ -260,9 +262,18 @@ async fn identity_lifecycle() -> Result<()> {
     assert_eq!(r.code(), 200, "{}", r.body);
     assert_eq!(names(&r.body), ["id1", "id2", "id3"]);
 
-    // The newer api-version works the same.
+    // The newer api-version answers with the same resource.
+    let at_default_version = server.armv(Method::GET, &path, MI_API, None).await?;
+    assert_eq!(
+        at_default_version.code(),
+        200,
+        "{}",
+        at_default_version.body
+    );
     let r = server.armv(Method::GET, &path, "2024-11-30", None).await?;
     assert_eq!(r.code(), 200, "{}", r.body);
+    assert_eq!(r.body, at_default_version.body);
+    assert_eq!(r.body["properties"]["clientId"], json!(client_id));
 
     // Delete: 200, then 204, then 404.
     let r = server.armv(Method::DELETE, &path, MI_API, None).await?;
