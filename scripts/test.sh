@@ -7,9 +7,10 @@
 #   ./scripts/test.sh python          # only some stages: fmt ring clippy build rust python
 #   PYTEST_ADDOPTS='-k restart' ./scripts/test.sh python   # pytest reads PYTEST_ADDOPTS
 #
-# Works from any directory and on a fresh machine that has the Rust toolchain, python3
-# (3.11+) with venv/pip, and cargo-nextest. Safe to run again: the venv is reused while
-# tests/python/requirements.txt is unchanged.
+# Works from any directory and on a fresh machine that has the Rust toolchain and python3
+# (3.11+): cargo-nextest is installed (pinned) when missing, falling back to `cargo test`
+# when it cannot be; PostgreSQL is installed from Debian's packages when missing. Safe to
+# run again: the venv is reused while tests/python/requirements.txt is unchanged.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -161,6 +162,23 @@ setup_postgres() {
   echo "PostgreSQL: $KEYLESS_TEST_POSTGRES_URL (data in $PG_DIR, started in $((SECONDS - started)) s)"
 }
 
+# The test runner: cargo-nextest (one process per test, so a test that leaks a server or
+# a global cannot disturb another). A fresh machine may lack it: install the pinned
+# version; if that fails (no registry), fall back to `cargo test`, which runs the same
+# tests.
+NEXTEST_VERSION=0.9.143
+HAVE_NEXTEST=0
+setup_nextest() {
+  if cargo nextest --version >/dev/null 2>&1; then HAVE_NEXTEST=1; return 0; fi
+  banner "setup: cargo install cargo-nextest@$NEXTEST_VERSION"
+  if cargo install --locked "cargo-nextest@$NEXTEST_VERSION"; then
+    HAVE_NEXTEST=1
+  else
+    echo "warning: cargo-nextest could not be installed; running the tests with cargo test" >&2
+  fi
+}
+
+if wants rust; then setup_nextest; fi
 if wants python; then setup_python; fi
 if wants rust || wants python; then setup_postgres; fi
 
@@ -240,13 +258,19 @@ stage_build() {
 }
 
 stage_rust() {
-  banner "cargo nextest run"
-  # --no-tests=warn: a workspace without tests yet is not a failure of this script.
-  cargo nextest run --workspace --no-fail-fast --no-tests=warn
-  # The whole integration suite again, every server on its own PostgreSQL database: both
-  # storage backends are held to the same behaviour end to end.
-  banner "cargo nextest run: integration suite on PostgreSQL"
-  KEYLESS_TEST_BACKEND=postgres cargo nextest run -p keyless --test integration --no-fail-fast
+  if [ "$HAVE_NEXTEST" = 1 ]; then
+    banner "cargo nextest run"
+    cargo nextest run --workspace --no-fail-fast
+    # The whole integration suite again, every server on its own PostgreSQL database:
+    # both storage backends are held to the same behaviour end to end.
+    banner "cargo nextest run: integration suite on PostgreSQL"
+    KEYLESS_TEST_BACKEND=postgres cargo nextest run -p keyless --test integration --no-fail-fast
+  else
+    banner "cargo test"
+    cargo test --workspace --no-fail-fast
+    banner "cargo test: integration suite on PostgreSQL"
+    KEYLESS_TEST_BACKEND=postgres cargo test -p keyless --test integration --no-fail-fast
+  fi
   banner "cargo test --doc"
   cargo test --doc --workspace
 }
