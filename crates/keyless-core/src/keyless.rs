@@ -138,6 +138,26 @@ impl Keyless {
         self.keys.load_full()
     }
 
+    /// Authenticates a bearer token presented to one of Keyless' own resources
+    /// (`audience`: the resource manager or the vault resource).
+    pub fn authenticate(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<crate::tokens::Caller, crate::tokens::TokenRejection> {
+        crate::tokens::validate_access_token(
+            token,
+            &self.key_ring(),
+            &self.settings.public,
+            audience,
+            crate::tokens::TimeRules {
+                now: self.clock.now(),
+                leeway: self.settings.clock_leeway_secs,
+                max_lifetime: self.settings.token_lifetime_secs,
+            },
+        )
+    }
+
     /// The issuer metadata cache.
     pub fn issuer_cache(&self) -> &IssuerCache {
         &self.issuers

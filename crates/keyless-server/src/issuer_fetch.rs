@@ -43,15 +43,30 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
+            let [a, b, c, d, e, f, _, _] = v6.segments();
+            // Every IPv6 form that embeds or translates to an IPv4 address is refused
+            // outright rather than judged by the embedded address: the translation
+            // happens in a gateway Keyless cannot see, and the embedded address is
+            // attacker-chosen.
+            let ipv4_mapped = v6.to_ipv4_mapped().is_some(); // ::ffff:a.b.c.d
+            let ipv4_compatible = [a, b, c, d, e, f] == [0; 6]; // ::a.b.c.d (and ::, ::1)
+            let nat64 = [a, b, c, d, e, f] == [0x64, 0xff9b, 0, 0, 0, 0] // 64:ff9b::/96
+                || (a == 0x64 && b == 0xff9b && c == 1); // 64:ff9b:1::/48, local use
+            let six_to_four = a == 0x2002; // 2002::/16
+            let teredo = a == 0x2001 && b == 0; // 2001::/32
+            let documentation = a == 0x2001 && b == 0xdb8; // 2001:db8::/32
+            !(ipv4_mapped
+                || ipv4_compatible
+                || nat64
+                || six_to_four
+                || teredo
+                || documentation
+                || v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80) // link local
+                || (a & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (a & 0xffc0) == 0xfe80 // link local fe80::/10
+                || (a & 0xffc0) == 0xfec0) // site local fec0::/10 (deprecated, still routed)
         }
     }
 }
@@ -234,10 +249,36 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:10.0.0.1",
+            "::ffff:8.8.8.8",
+            "::8.8.8.8",
+            "::127.0.0.1",
+            "64:ff9b::808:808",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2002:a00:1::1",
+            "2002:808:808::1",
+            "2001:0:4136:e378::1",
+            "2001:db8::1",
+            "fec0::1",
+            "feff::1",
+            "ff02::1",
+            "ff0e::1",
+            "100.127.255.255",
+            "0.1.2.3",
+            "224.0.0.1",
+            "239.255.255.250",
+            "255.255.255.255",
+            "240.0.0.1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "20.190.128.1", "2606:4700::1111"] {
+        for ip in [
+            "8.8.8.8",
+            "20.190.128.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "2a00:1450:4001::200e",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
     }

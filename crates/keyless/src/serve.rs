@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// Seconds a rotated signing key is published before it signs.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=2_592_000))]
     pub key_prepublish: i64,
+    /// How long an issuer's keys keep being used while the issuer cannot be reached,
+    /// seconds since they were last fetched; past it, exchanges for that issuer fail
+    /// until a refresh succeeds (a key the issuer withdrew must stop working).
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
+    pub issuer_keys_max_stale: i64,
     /// Cap on federated credentials per identity (Entra caps at 20; default: none).
     #[arg(long)]
     pub max_federated_credentials: Option<u32>,
@@ -194,6 +199,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     settings.signing_alg = args.signing_alg;
     settings.key_prepublish_secs = args.key_prepublish;
     settings.max_federated_credentials = args.max_federated_credentials;
+    settings.issuer_cache.max_stale_secs = args.issuer_keys_max_stale;
     let fetcher = keyless_server::issuer_fetch::HttpFetcher::new(
         &keyless_server::issuer_fetch::FetchOptions {
             allow_private: args.allow_private_issuers,

@@ -38,7 +38,11 @@ impl Report {
     ) -> Option<T> {
         let (ok, detail, value) = match outcome {
             Ok(v) => (true, ok_detail(&v), Some(v)),
-            Err(e) => (false, e.to_string(), None),
+            Err(e) => (
+                false,
+                format!("AADSTS{}: {}", e.code, e.for_operator()),
+                None,
+            ),
         };
         self.0.push(Step {
             check: check.into(),

@@ -28,6 +28,11 @@ pub struct CacheSettings {
     pub max_keys: usize,
     /// Most issuers cached at once.
     pub max_issuers: usize,
+    /// How long, counted from the last successful fetch, an issuer's keys are still
+    /// used while the issuer cannot be reached, seconds. Past it, exchanges fail: a
+    /// key the issuer has withdrawn (say, after a leak) must stop working even when
+    /// the issuer is unreachable.
+    pub max_stale_secs: i64,
 }
 
 impl Default for CacheSettings {
@@ -37,6 +42,7 @@ impl Default for CacheSettings {
             unknown_kid_min_interval_secs: 5,
             max_keys: 100,
             max_issuers: 10_000,
+            max_stale_secs: 86_400,
         }
     }
 }
@@ -84,6 +90,14 @@ pub enum IssuerError {
     /// The documents were fetched but are not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// The last good keys are older than the staleness bound and refreshing failed.
+    #[error("the keys fetched at {since} could not be refreshed: {reason}")]
+    Stale {
+        /// When the keys were last fetched (Unix seconds).
+        since: i64,
+        /// Why the refresh failed.
+        reason: String,
+    },
 }
 
 #[derive(Debug)]
@@ -174,6 +188,32 @@ impl IssuerCache {
         kid: Option<&str>,
     ) -> Result<Arc<IssuerKeys>, IssuerError> {
         let entry = self.entry(issuer)?;
+        let keys = self.current_keys(issuer, &entry, kid).await?;
+        let now = self.clock.now();
+        // Keys within their TTL are fresh whatever the bound says.
+        let max_age = self.settings.max_stale_secs.max(self.settings.ttl_secs);
+        if now.saturating_sub(keys.fetched_at) > max_age {
+            let reason = entry
+                .last_error
+                .read()
+                .ok()
+                .and_then(|e| e.as_ref().map(ToString::to_string))
+                .unwrap_or_else(|| "no refresh has succeeded".into());
+            return Err(IssuerError::Stale {
+                since: keys.fetched_at,
+                reason,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// The keys the rules above pick, however old.
+    async fn current_keys(
+        &self,
+        issuer: &str,
+        entry: &Entry,
+        kid: Option<&str>,
+    ) -> Result<Arc<IssuerKeys>, IssuerError> {
         let now = self.clock.now();
         let recently = now.saturating_sub(entry.last_attempt.load(Ordering::Acquire))
             < self.settings.unknown_kid_min_interval_secs;
@@ -203,7 +243,7 @@ impl IssuerCache {
         let failed_recently =
             self.clock.now().saturating_sub(last) < self.settings.unknown_kid_min_interval_secs;
         if last >= now || failed_recently {
-            return entry.keys.load_full().ok_or_else(|| last_error(&entry));
+            return entry.keys.load_full().ok_or_else(|| last_error(entry));
         }
         entry
             .last_attempt
@@ -418,6 +458,54 @@ mod tests {
                 .has_kid(Some("k1")),
             "stale keys served"
         );
+    }
+
+    #[tokio::test]
+    async fn stale_keys_stop_working_after_the_bound_and_recover_with_the_issuer() {
+        let k1 = SigningKey::generate(Alg::ES256, "k1".into()).unwrap();
+        let f = fake(&[&k1]);
+        let clock = Arc::new(ManualClock::new(1_000));
+        let settings = CacheSettings {
+            max_stale_secs: 10_000,
+            ..CacheSettings::default()
+        };
+        let cache = IssuerCache::new(f.clone(), clock.clone(), settings);
+        cache.keys(ISS, Some("k1")).await.unwrap();
+        f.down.store(true, Ordering::SeqCst);
+        // Past the TTL, inside the bound: the last good keys.
+        clock.advance(9_999);
+        assert!(cache.keys(ISS, Some("k1")).await.is_ok());
+        // Past the bound, counted from the last successful fetch (1 000): refused,
+        // naming when the keys were fetched and why the refresh failed.
+        clock.advance(2);
+        match cache.keys(ISS, Some("k1")).await {
+            Err(IssuerError::Stale { since, reason }) => {
+                assert_eq!(since, 1_000);
+                assert!(reason.contains("down"), "{reason}");
+            }
+            other => panic!("expected stale keys to be refused, got {other:?}"),
+        }
+        // The issuer is back: the next refresh (after the retry interval) heals it.
+        f.down.store(false, Ordering::SeqCst);
+        clock.advance(10);
+        assert!(cache.keys(ISS, Some("k1")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn keys_within_their_ttl_are_never_stale() {
+        let k1 = SigningKey::generate(Alg::ES256, "k1".into()).unwrap();
+        let f = fake(&[&k1]);
+        let clock = Arc::new(ManualClock::new(1_000));
+        // A bound below the TTL does not make fresh keys stale.
+        let settings = CacheSettings {
+            max_stale_secs: 60,
+            ..CacheSettings::default()
+        };
+        let cache = IssuerCache::new(f.clone(), clock.clone(), settings);
+        cache.keys(ISS, Some("k1")).await.unwrap();
+        clock.advance(3_000);
+        assert!(cache.keys(ISS, Some("k1")).await.is_ok());
+        assert_eq!(cache.fetch_count(), 1);
     }
 
     #[tokio::test]

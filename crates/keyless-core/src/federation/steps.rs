@@ -9,11 +9,11 @@ use keyless_jose::{Alg, JoseError, RegisteredClaims, TimePolicy, UnverifiedJwt, 
 use keyless_proto::oauth::{JWT_BEARER_ASSERTION_TYPE, TokenRequest};
 use keyless_store::{FederatedCredentialRecord, IdentityRecord};
 
-use super::issuer_cache::IssuerKeys;
+use super::issuer_cache::{IssuerError, IssuerKeys};
 use super::matching::{Presented, find_match, for_issuer};
 use crate::grant::error::{
-    bad_signature, issuer_unreachable, malformed, no_client_credential, no_signing_key, own_token,
-    time_error, unknown_client, wrong_assertion_type,
+    bad_signature, issuer_keys_stale, issuer_unreachable, malformed, no_client_credential,
+    no_signing_key, own_token, time_error, unknown_client, wrong_assertion_type,
 };
 use crate::grant::{GrantError, OAuthError};
 use crate::keyring::KeyRing;
@@ -124,16 +124,16 @@ pub(crate) fn trusted_credentials<'s>(
             .trim_end_matches('/')
             .eq_ignore_ascii_case(issuer.trim().trim_end_matches('/'))
     });
+    // The signature is not verified yet: the caller may be anyone who knows a client
+    // id, so what the identity trusts is for the operator only.
     let hint = match near {
         Some(c) => format!(
-            " Credential '{}' trusts '{}', which differs only in letter case, surrounding spaces or a trailing slash; issuers must match exactly.",
+            "Credential '{}' trusts '{}', which differs only in letter case, surrounding spaces or a trailing slash; issuers must match exactly.",
             c.name, c.issuer
         ),
-        None if all.is_empty() => " The identity has no federated credentials.".to_string(),
-        // Same identity, same tenant: naming what it trusts is the quickest way to see
-        // the mismatch.
+        None if all.is_empty() => "The identity has no federated credentials.".to_string(),
         None => format!(
-            " The identity's {} federated credential(s) trust {}.",
+            "The identity's {} federated credential(s) trust {}.",
             all.len(),
             all.iter()
                 .map(|c| format!("'{}' (credential '{}')", c.issuer, c.name))
@@ -145,10 +145,11 @@ pub(crate) fn trusted_credentials<'s>(
         OAuthError::InvalidClient,
         700211,
         format!(
-            "No matching federated identity record found for presented assertion issuer '{}'.{hint}",
+            "No matching federated identity record found for presented assertion issuer '{}'. The identity does not trust this issuer; issuers must match exactly (letter case, trailing slash). An operator can see what it trusts with `keyless explain`.",
             printable(issuer)
         ),
-    ))
+    )
+    .with_operator_detail(hint))
 }
 
 /// The issuer's keys: a static registration of the tenant, else the issuer cache.
@@ -165,10 +166,10 @@ pub(crate) async fn issuer_keys(
     {
         return Ok(k.clone());
     }
-    cache
-        .keys(issuer, kid)
-        .await
-        .map_err(|e| issuer_unreachable(issuer, e))
+    cache.keys(issuer, kid).await.map_err(|e| match e {
+        IssuerError::Stale { since, reason } => issuer_keys_stale(issuer, since, reason),
+        other => issuer_unreachable(issuer, other),
+    })
 }
 
 /// The key named by the token's `kid` that fits its `alg`.
@@ -178,8 +179,11 @@ pub(crate) fn signing_key<'k>(
 ) -> Result<&'k VerifyingKey, GrantError> {
     keyless_jose::select_key(&keys.keys, jwt.kid(), jwt.alg()).map_err(|e| match e {
         JoseError::UnknownKid(kid) => no_signing_key(format!(
-            "The key with id '{}' was not found in the issuer's JWKS ({}, {} keys). If the issuer rotated its keys, retry in a few seconds.",
+            "The key with id '{}' was not found in the issuer's JWKS. If the issuer rotated its keys, retry in a few seconds.",
             printable(&kid),
+        ))
+        .with_operator_detail(format!(
+            "The issuer's keys come from {} ({} keys).",
             keys.source,
             keys.keys.len()
         )),

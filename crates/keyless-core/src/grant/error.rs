@@ -49,6 +49,13 @@ impl OAuthError {
 
 /// A refused token request: the class, the AADSTS number and a message that says
 /// what did not match.
+///
+/// `message` goes to the caller. Before an assertion's signature has verified, the
+/// caller is anonymous, so the message names only what the caller sent; what would
+/// disclose the identity's configuration or the server's network (trusted issuers,
+/// credential names, why an issuer could not be fetched) is kept in
+/// `operator_detail`, which reaches only the server log, the sign-in log and
+/// `keyless explain` — never an HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("AADSTS{code}: {message}")]
 pub struct GrantError {
@@ -56,8 +63,10 @@ pub struct GrantError {
     pub error: OAuthError,
     /// AADSTS number.
     pub code: u32,
-    /// Explanation (without the `AADSTSnnn:` prefix).
+    /// Explanation for the caller (without the `AADSTSnnn:` prefix).
     pub message: String,
+    /// What only an operator may see (never rendered to the caller).
+    pub operator_detail: Option<String>,
 }
 
 impl GrantError {
@@ -67,6 +76,21 @@ impl GrantError {
             error,
             code,
             message: message.into(),
+            operator_detail: None,
+        }
+    }
+
+    /// Adds what only an operator may see.
+    pub fn with_operator_detail(mut self, detail: impl Into<String>) -> Self {
+        self.operator_detail = Some(detail.into());
+        self
+    }
+
+    /// The message with the operator detail, for the sign-in log and `explain`.
+    pub fn for_operator(&self) -> String {
+        match &self.operator_detail {
+            Some(d) => format!("{} {d}", self.message),
+            None => self.message.clone(),
         }
     }
 }
@@ -186,14 +210,38 @@ pub(crate) fn own_token() -> GrantError {
     )
 }
 
+/// The issuer's metadata or keys could not be had. The reason (DNS, connection,
+/// TLS, HTTP status, a private address) is for the operator only: told to an
+/// anonymous caller it would map the server's network.
 pub(crate) fn issuer_unreachable(issuer: &str, why: impl std::fmt::Display) -> GrantError {
     GrantError::new(
         OAuthError::InvalidRequest,
         50166,
         format!(
-            "Request to External OIDC endpoint failed: {why}. Keyless must reach '{issuer}/.well-known/openid-configuration' and its jwks_uri, or the issuer must be registered with a static JWKS."
+            "Request to External OIDC endpoint failed: could not fetch the issuer's metadata or keys for '{}'. The server log, the sign-in log and `keyless explain` name the reason.",
+            printable(issuer)
         ),
     )
+    .with_operator_detail(format!("Reason: {why}. Keyless must reach '{issuer}/.well-known/openid-configuration' and its jwks_uri, or the issuer must be registered with a static JWKS."))
+}
+
+/// The issuer's keys are older than the configured maximum staleness and could not
+/// be refreshed.
+pub(crate) fn issuer_keys_stale(
+    issuer: &str,
+    since: i64,
+    why: impl std::fmt::Display,
+) -> GrantError {
+    GrantError::new(
+        OAuthError::InvalidRequest,
+        50166,
+        format!(
+            "Request to External OIDC endpoint failed: the keys of issuer '{}' could not be refreshed since {}, longer than the server accepts stale keys.",
+            printable(issuer),
+            format_time(since)
+        ),
+    )
+    .with_operator_detail(format!("Reason: {why}."))
 }
 
 pub(crate) fn no_signing_key(why: String) -> GrantError {

@@ -98,7 +98,7 @@ impl Keyless {
             }
             Err(e) => {
                 self.metrics.failure(e.code, latency_us);
-                (Some(e.code), Some(e.message.clone()))
+                (Some(e.code), Some(e.for_operator()))
             }
         };
         self.signins.record(SignInRecord {

@@ -58,29 +58,6 @@ fn string_field(v: &Value, field: &str) -> Result<String, ManagementError> {
     Ok(s.to_string())
 }
 
-/// Issuers must be absolute `https` URLs with a host and nothing odd in them.
-fn check_issuer(issuer: &str) -> Result<(), ManagementError> {
-    let Some(rest) = issuer.strip_prefix("https://") else {
-        return Err(bad(format!(
-            "The issuer '{}' is invalid: it must be an https URL.",
-            printable(issuer)
-        )));
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let ok = !host.is_empty()
-        && !issuer.chars().any(|c| c.is_whitespace() || c.is_control())
-        && !host.contains('@')
-        && !rest.contains('#');
-    if ok {
-        Ok(())
-    } else {
-        Err(bad(format!(
-            "The issuer '{}' is invalid: it must be an https URL with a host and no spaces, credentials or fragment.",
-            printable(issuer)
-        )))
-    }
-}
-
 impl FederatedCredentialInput {
     /// Validates the properties of a PUT.
     pub fn from_properties(
@@ -93,7 +70,7 @@ impl FederatedCredentialInput {
                 .ok_or_else(|| bad("The 'issuer' property is required."))?,
             "issuer",
         )?;
-        check_issuer(&issuer)?;
+        super::issuer_url::check_issuer(&issuer)?;
         let audiences = match p.audiences {
             Some(Value::Array(items)) => {
                 if items.len() != 1 {

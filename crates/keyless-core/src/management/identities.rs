@@ -100,8 +100,10 @@ impl Keyless {
     ) -> Result<Vec<IdentityRecord>, ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
         if let Some(rg) = rg {
-            self.group_in_view(&sub, rg)?;
+            // Authorization before existence: a caller without rights learns nothing
+            // about which groups exist.
             self.authorize(caller, &resource_group_id(&sub, rg), READ)?;
+            self.group_in_view(&sub, rg)?;
         }
         let mut all: Vec<IdentityRecord> = self
             .snapshot()

@@ -4,6 +4,7 @@
 mod credentials;
 mod groups;
 mod identities;
+mod issuer_url;
 mod roles;
 mod trust;
 

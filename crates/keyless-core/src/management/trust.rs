@@ -38,15 +38,7 @@ impl Keyless {
         let issuer = issuer
             .and_then(Value::as_str)
             .ok_or_else(|| bad("The 'properties.issuer' string is required."))?;
-        if !issuer.starts_with("https://")
-            || issuer.len() > 600
-            || issuer.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(bad(format!(
-                "The issuer '{}' must be an https URL of at most 600 characters.",
-                printable(issuer)
-            )));
-        }
+        super::issuer_url::check_issuer(issuer)?;
         let jwks =
             jwks.ok_or_else(|| bad("The 'properties.jwks' object (a JWKS document) is required."))?;
         let text = serde_json::to_string(jwks).map_err(|e| bad(e.to_string()))?;

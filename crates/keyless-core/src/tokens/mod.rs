@@ -7,7 +7,7 @@ mod validate;
 
 pub use claims::AccessTokenClaims;
 pub use resources::{Resource, ResourceKind, ScopeError, resolve_resource, resolve_scope};
-pub use validate::{Caller, TokenRejection, validate_access_token};
+pub use validate::{Caller, TimeRules, TokenRejection, validate_access_token};
 
 /// Largest token Keyless will parse (assertions and access tokens alike).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;

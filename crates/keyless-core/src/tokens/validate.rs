@@ -73,6 +73,19 @@ fn int_claim(
     })
 }
 
+/// What a resource accepts of a token's times.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeRules {
+    /// The server time (Unix seconds).
+    pub now: i64,
+    /// Clock skew tolerated on `nbf`, `exp` and the lifetime, seconds.
+    pub leeway: i64,
+    /// The longest lifetime (`exp - iat`) Keyless mints, seconds. A token that claims
+    /// more was not minted by this server's rules (a key leaked and was used to forge
+    /// a long-lived token), so it is refused even with a valid signature.
+    pub max_lifetime: i64,
+}
+
 /// Validates `token` for the resource whose audience is `audience` (a trailing `/` on
 /// either side is ignored).
 pub fn validate_access_token(
@@ -80,9 +93,13 @@ pub fn validate_access_token(
     ring: &KeyRing,
     public: &PublicUrl,
     audience: &str,
-    now: i64,
-    leeway: i64,
+    times: TimeRules,
 ) -> Result<Caller, TokenRejection> {
+    let TimeRules {
+        now,
+        leeway,
+        max_lifetime,
+    } = times;
     let jwt = UnverifiedJwt::parse(token, MAX_TOKEN_BYTES)
         .map_err(|e| TokenRejection::Malformed(e.to_string()))?;
     let kid = jwt.kid().map(str::to_string);
@@ -113,7 +130,13 @@ pub fn validate_access_token(
         });
     }
     let (nbf, exp) = (int_claim(c, "nbf")?, int_claim(c, "exp")?);
-    if now + leeway < nbf || now - leeway >= exp {
+    let iat = int_claim(c, "iat")?;
+    if exp.saturating_sub(iat) > max_lifetime.saturating_add(leeway) || iat > exp {
+        return Err(TokenRejection::InvalidClaims(format!(
+            "the token's lifetime (iat {iat}, exp {exp}) exceeds the {max_lifetime} seconds this server issues"
+        )));
+    }
+    if now.saturating_add(leeway) < nbf || now.saturating_sub(leeway) >= exp {
         return Err(TokenRejection::Expired { nbf, exp, now });
     }
     Ok(Caller {
@@ -126,4 +149,97 @@ pub fn validate_access_token(
             .unwrap_or_default()
             .to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use keyless_jose::{Alg, Kek};
+
+    use super::*;
+    use crate::tokens::AccessTokenClaims;
+
+    const TENANT: &str = "7f3e1c9a-0000-4000-8000-000000000001";
+    const NOW: i64 = 1_800_000_000;
+    const LIFETIME: i64 = 3600;
+
+    fn public() -> PublicUrl {
+        PublicUrl {
+            host: "keyless.test".into(),
+            port: 8443,
+        }
+    }
+
+    fn ring() -> KeyRing {
+        let kek = Kek::generate().unwrap();
+        let rec = KeyRing::generate(TENANT, Alg::ES256, NOW - 100, NOW - 100, &kek).unwrap();
+        KeyRing::load(vec![rec], &kek).unwrap()
+    }
+
+    /// A token signed with the tenant's real key (as a leaked key would sign it).
+    fn signed(ring: &KeyRing, iat: i64, exp: i64) -> String {
+        let public = public();
+        let claims = AccessTokenClaims {
+            aud: public.resource_manager(),
+            iss: public.issuer_v1(TENANT),
+            iat,
+            nbf: iat,
+            exp,
+            appid: "app".into(),
+            appidacr: "2".into(),
+            idtyp: "app".into(),
+            oid: "oid".into(),
+            sub: "oid".into(),
+            tid: TENANT.into(),
+            uti: "u".into(),
+            ver: "1.0".into(),
+            xms_mirid: None,
+        };
+        ring.signer(TENANT, NOW)
+            .unwrap()
+            .signer
+            .sign_jwt("JWT", &claims)
+            .unwrap()
+    }
+
+    fn validate(ring: &KeyRing, token: &str) -> Result<Caller, TokenRejection> {
+        let public = public();
+        validate_access_token(
+            token,
+            ring,
+            &public,
+            &public.resource_manager(),
+            TimeRules {
+                now: NOW,
+                leeway: 60,
+                max_lifetime: LIFETIME,
+            },
+        )
+    }
+
+    #[test]
+    fn a_token_of_the_configured_lifetime_is_accepted() {
+        let ring = ring();
+        let caller = validate(&ring, &signed(&ring, NOW - 10, NOW - 10 + LIFETIME)).unwrap();
+        assert_eq!(caller.tenant_id, TENANT);
+        // The leeway covers clock skew on the lifetime too.
+        assert!(validate(&ring, &signed(&ring, NOW - 10, NOW - 10 + LIFETIME + 60)).is_ok());
+    }
+
+    #[test]
+    fn a_forged_long_lived_token_is_refused_despite_a_valid_signature() {
+        let ring = ring();
+        let year = 365 * 24 * 3600;
+        match validate(&ring, &signed(&ring, NOW - 10, NOW + year)) {
+            Err(TokenRejection::InvalidClaims(m)) => assert!(m.contains("lifetime"), "{m}"),
+            other => panic!("a year-long token must be refused, got {other:?}"),
+        }
+        match validate(&ring, &signed(&ring, NOW - 10, NOW - 10 + LIFETIME + 61)) {
+            Err(TokenRejection::InvalidClaims(_)) => {}
+            other => panic!("one second beyond lifetime + leeway must be refused, got {other:?}"),
+        }
+        // iat after exp is not a lifetime at all.
+        assert!(validate(&ring, &signed(&ring, NOW + 100, NOW + 50)).is_err());
+    }
 }

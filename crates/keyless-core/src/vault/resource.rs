@@ -139,24 +139,29 @@ impl Keyless {
         rg: Option<&str>,
     ) -> Result<Vec<VaultRecord>, ManagementError> {
         let sub = self.subscription_in_tenant(caller, sub)?;
-        if let Some(rg) = rg {
-            self.group_in_view(&sub, rg)?;
-        }
         let mut all: Vec<VaultRecord> = self
             .snapshot()
             .vaults
             .values()
-            .map(|v| (**v).clone())
-            .collect();
-        all.sort_by_key(|v| v.name.to_ascii_lowercase());
-        Ok(all
-            .into_iter()
             .filter(|v| {
                 v.subscription_id == sub
                     && rg.is_none_or(|g| v.resource_group.eq_ignore_ascii_case(g))
             })
             .filter(|v| self.can(caller, &vault_id(&sub, &v.resource_group, &v.name), READ))
-            .collect())
+            .map(|v| (**v).clone())
+            .collect();
+        all.sort_by_key(|v| v.name.to_ascii_lowercase());
+        if let Some(rg) = rg {
+            // Authorization before existence: a caller who may not read the group and
+            // sees none of its vaults gets 403 whether or not the group exists; only
+            // one who may read it learns that it does not.
+            let group_scope = crate::ids::resource_group_id(&sub, rg);
+            if all.is_empty() {
+                self.authorize(caller, &group_scope, READ)?;
+            }
+            self.group_in_view(&sub, rg)?;
+        }
+        Ok(all)
     }
 
     /// Deletes a vault with its secrets and the role assignments on it.

@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderMap, StatusCode, header};
 use keyless_core::Keyless;
-use keyless_core::tokens::{Caller, TokenRejection, validate_access_token};
+use keyless_core::tokens::{Caller, TokenRejection};
 
 use crate::errors::ArmResponseError;
 
@@ -40,27 +40,20 @@ pub fn authenticate(keyless: &Keyless, headers: &HeaderMap) -> Result<Caller, Ar
                     .into(),
             )
         })?;
-    let ring = keyless.key_ring();
-    validate_access_token(
-        token,
-        &ring,
-        public,
-        &public.resource_manager(),
-        keyless.now(),
-        keyless.settings().clock_leeway_secs,
-    )
-    .map_err(|r| {
-        let code = match r {
-            TokenRejection::WrongAudience { .. } => "InvalidAuthenticationTokenAudience",
-            TokenRejection::Expired { .. } => "ExpiredAuthenticationToken",
-            _ => "InvalidAuthenticationToken",
-        };
-        fail(
-            code,
-            format!(
-                "{r}. Get a token for '{}' from this server.",
-                public.resource_manager()
-            ),
-        )
-    })
+    keyless
+        .authenticate(token, &public.resource_manager())
+        .map_err(|r| {
+            let code = match r {
+                TokenRejection::WrongAudience { .. } => "InvalidAuthenticationTokenAudience",
+                TokenRejection::Expired { .. } => "ExpiredAuthenticationToken",
+                _ => "InvalidAuthenticationToken",
+            };
+            fail(
+                code,
+                format!(
+                    "{r}. Get a token for '{}' from this server.",
+                    public.resource_manager()
+                ),
+            )
+        })
 }

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use keyless_core::ErrorKind;
-use keyless_core::tokens::{Caller, validate_access_token};
+use keyless_core::tokens::Caller;
 use keyless_core::vault::{SecretAttributesInput, SecretPut, VaultError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -123,16 +123,8 @@ fn authenticate(
         .map(str::trim)
         .unwrap_or_default();
     let k = &state.keyless;
-    let public = &k.settings().public;
-    validate_access_token(
-        token,
-        &k.key_ring(),
-        public,
-        &public.vault_resource(),
-        k.now(),
-        k.settings().clock_leeway_secs,
-    )
-    .map_err(|r| Box::new(challenge(state, tenant, &format!("AKV10022: {r}"))))
+    k.authenticate(token, &k.settings().public.vault_resource())
+        .map_err(|r| Box::new(challenge(state, tenant, &format!("AKV10022: {r}"))))
 }
 
 /// Handles one data-plane request for `vault` reached at `host`.

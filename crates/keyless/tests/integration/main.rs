@@ -15,6 +15,7 @@ mod testkit;
 mod bad_input;
 mod cli;
 mod credential;
+mod disclosure;
 mod fake_apiserver;
 mod federation;
 mod federation_security;
