@@ -67,13 +67,17 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
         .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (id, secret) = text.split_once(':')?;
-    let dec = |s: &str| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
-            .ok()?
-            .pop()
-            .map(|(_, v)| v)
-    };
-    Some((dec(id)?, dec(secret)?))
+    Some((form_value(id)?, form_value(secret)?))
+}
+
+/// Decodes one `application/x-www-form-urlencoded` value, as RFC 6749 §2.3.1 encodes
+/// Basic credentials: `+` is a space, escapes must decode to UTF-8. `&` and `=` are
+/// part of the value, never separators.
+fn form_value(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 async fn answer(
@@ -161,4 +165,32 @@ pub async fn token_v1(
     body: Bytes,
 ) -> Response {
     answer(&state, &tenant, Some(peer), &headers, &body, Endpoint::V1).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user_pass: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(user_pass);
+        if let Ok(v) = HeaderValue::from_str(&format!("Basic {b64}")) {
+            h.insert(header::AUTHORIZATION, v);
+        }
+        h
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        assert_eq!(
+            basic_credentials(&basic("app%201:s%2Bx+y%26z=w&v")),
+            Some(("app 1".to_owned(), "s+x y&z=w&v".to_owned()))
+        );
+        assert_eq!(
+            basic_credentials(&basic("caf%C3%A9:100%25")),
+            Some(("café".to_owned(), "100%".to_owned()))
+        );
+        assert_eq!(basic_credentials(&basic("id:%ff")), None);
+        assert_eq!(basic_credentials(&basic("no-colon")), None);
+    }
 }

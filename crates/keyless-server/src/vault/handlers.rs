@@ -1,16 +1,18 @@
-//! Data-plane request handling: challenge authentication, api-version, routing.
+//! Data-plane request handling: vault lookup, api-version, routing to the secret
+//! operations.
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use keyless_core::ErrorKind;
 use keyless_core::tokens::Caller;
 use keyless_core::vault::{SecretAttributesInput, SecretPut, VaultError};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+use super::auth::authenticate;
+use super::paging::{Paging, paged};
 use super::render;
+use super::reply::{Reply, bad, json_response, vault_error};
 use crate::router::AppState;
 
 /// Versions the official SDKs send (Python 4.12: 2026-04-01 down to 2016-10-01; Rust
@@ -27,7 +29,6 @@ const API_VERSIONS: &[&str] = &[
     "2025-07-01",
     "2026-04-01",
 ];
-const PAGE_DEFAULT: usize = 25;
 
 /// The vault name when `host` (`{vault}.vault.{public-host}[:port]`) is a vault host.
 pub fn vault_name_from_host(host: &str, public_host: &str) -> Option<String> {
@@ -44,87 +45,6 @@ pub fn vault_name_from_host(host: &str, public_host: &str) -> Option<String> {
 struct Ctx<'a> {
     state: &'a AppState,
     origin: String,
-}
-
-/// A reply, or a refusal already rendered (boxed: responses are large).
-type Reply = Result<Response, Box<Response>>;
-
-fn json_response(status: StatusCode, body: Value) -> Response {
-    let mut r = (status, Json(body)).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    r
-}
-
-fn vault_error(e: &VaultError) -> Response {
-    let status = match e.kind {
-        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    json_response(
-        status,
-        render::error(&e.code, &e.message, e.inner.as_deref()),
-    )
-}
-
-fn bad(message: impl Into<String>) -> Response {
-    json_response(
-        StatusCode::BAD_REQUEST,
-        render::error("BadParameter", &message.into(), None),
-    )
-}
-
-/// The 401 challenge both SDKs parse: `authorization` is the token service with the
-/// vault's tenant, `resource` the vault resource (port included when not 443). No `,`
-/// or `=` inside values.
-fn challenge(state: &AppState, tenant: &str, message: &str) -> Response {
-    let public = &state.keyless.settings().public;
-    let value = format!(
-        "Bearer authorization=\"{}/{tenant}\", resource=\"{}\"",
-        public.authority(),
-        public.vault_resource()
-    );
-    let mut r = json_response(
-        StatusCode::UNAUTHORIZED,
-        render::error("Unauthorized", message, None),
-    );
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    r
-}
-
-fn authenticate(
-    state: &AppState,
-    tenant: &str,
-    headers: &HeaderMap,
-) -> Result<Caller, Box<Response>> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(Box::new(challenge(
-            state,
-            tenant,
-            "AKV10000: Request is missing a Bearer or PoP token.",
-        )));
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .unwrap_or_default();
-    let k = &state.keyless;
-    k.authenticate(token, &k.settings().public.vault_resource())
-        .map_err(|r| Box::new(challenge(state, tenant, &format!("AKV10022: {r}"))))
 }
 
 /// Handles one data-plane request for `vault` reached at `host`.
@@ -322,53 +242,6 @@ async fn route(
             ),
         ))),
     }
-}
-
-/// Paging parameters of a list request.
-#[derive(Debug, Clone, Copy)]
-struct Paging<'a> {
-    max: Option<&'a str>,
-    skip: Option<&'a str>,
-    /// Repeated in `nextLink`, as Key Vault does.
-    api_version: &'a str,
-}
-
-/// One page of a list, with an absolute `nextLink`.
-fn paged(
-    origin: &str,
-    path: &str,
-    items: Vec<Value>,
-    Paging {
-        max,
-        skip,
-        api_version,
-    }: Paging<'_>,
-) -> Reply {
-    let size = match max {
-        None => PAGE_DEFAULT,
-        Some(m) => match m.parse::<usize>() {
-            Ok(n) if (1..=25).contains(&n) => n,
-            _ => return Err(Box::new(bad("maxresults must be an integer from 1 to 25."))),
-        },
-    };
-    let start = match skip {
-        None => 0,
-        Some(s) => s
-            .parse::<usize>()
-            .map_err(|_| Box::new(bad("The $skiptoken is invalid.")))?,
-    };
-    let total = items.len();
-    let page: Vec<Value> = items.into_iter().skip(start).take(size).collect();
-    let next = (start + size < total).then(|| {
-        format!(
-            "{origin}/{path}?api-version={api_version}&maxresults={size}&$skiptoken={}",
-            start + size
-        )
-    });
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"value": page, "nextLink": next}),
-    ))
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Box<Response>> {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use super::config::{Auth, ClusterConfig};
@@ -338,21 +339,22 @@ pub fn parse_event(line: &[u8]) -> Result<WatchEvent, ClientError> {
     }
 }
 
+/// Every byte but RFC 3986's unreserved characters is escaped, which is safe in a path
+/// segment and in a query value alike.
+const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes a path segment (names are DNS subdomains; be safe anyway).
 fn segment(s: &str) -> String {
-    query_value(s)
+    utf8_percent_encode(s, ESCAPED).to_string()
 }
 
+/// Percent-encodes a query value (continue tokens and resource versions are opaque).
 fn query_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, ESCAPED).to_string()
 }
 
 /// An error and its causes, on one line.
@@ -398,5 +400,8 @@ mod tests {
     fn escapes_query_values() {
         assert_eq!(query_value("a b/c=d&e"), "a%20b%2Fc%3Dd%26e");
         assert_eq!(query_value("eyJ2-_.~"), "eyJ2-_.~");
+        assert_eq!(query_value("ab+c/d=="), "ab%2Bc%2Fd%3D%3D");
+        assert_eq!(segment("kube-system"), "kube-system");
+        assert_eq!(segment("a/é"), "a%2F%C3%A9");
     }
 }

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use anyhow::{Context, Result, anyhow, bail};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
@@ -380,16 +381,19 @@ pub fn path_segment(kind: &str, name: &str) -> Result<String> {
     if name == "." || name == ".." {
         bail!("'{name}' is not a valid {kind} name");
     }
-    let mut encoded = String::with_capacity(name.len());
-    for byte in name.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~()".contains(&byte) {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    Ok(encoded)
+    Ok(utf8_percent_encode(name, SEGMENT_ESCAPED).to_string())
 }
+
+/// Escaped in a path segment: everything but RFC 3986's unreserved characters and the
+/// parentheses ARM names may contain (kept readable; they are sub-delimiters, which
+/// never split a segment).
+const SEGMENT_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'(')
+    .remove(b')');
 
 /// Normalises a user-supplied ARM scope or resource id: leading `/`, no trailing `/`,
 /// no query, no `.`/`..` segments.
@@ -524,6 +528,10 @@ mod tests {
         assert_eq!(
             path_segment("identity", "é").ok().as_deref(),
             Some("%C3%A9")
+        );
+        assert_eq!(
+            path_segment("group", "rg&x=other+1%").ok().as_deref(),
+            Some("rg%26x%3Dother%2B1%25")
         );
         assert!(path_segment("identity", "").is_err());
         assert!(path_segment("identity", "..").is_err());

@@ -850,6 +850,58 @@ async fn deleting_a_resource_group_removes_what_is_in_it() -> Result<()> {
     Ok(())
 }
 
+/// A path segment is decoded on its own: `&` and `=` in it are not query syntax, `+`
+/// is a plus, escapes decode as UTF-8 and bytes that are not UTF-8 are refused.
+#[tokio::test]
+async fn path_segments_decode_exactly() -> Result<()> {
+    let server = Server::start(&[]).await?;
+    server.create_rg("other").await?;
+    let loc = json!({"location": "westeurope"});
+
+    // The whole segment is the name, so these never reach the group 'other'.
+    for method in [Method::GET, Method::PUT, Method::DELETE] {
+        let body = (method == Method::PUT).then(|| loc.clone());
+        let r = server
+            .armv(method.clone(), &server.rg_path("rg&x=other"), RG_API, body)
+            .await?;
+        let msg = r.arm_error(400, "InvalidResourceGroupName");
+        assert!(msg.contains("'rg&x=other'"), "{method}: {msg}");
+    }
+    let r = server
+        .armv(Method::GET, &server.rg_path("other"), RG_API, None)
+        .await?;
+    assert_eq!(r.code(), 200, "'other' is untouched: {}", r.body);
+    assert_eq!(r.body["name"], "other");
+
+    // Escapes name the same group as the literal characters.
+    server.create_rg("a(1)").await?;
+    let r = server
+        .armv(Method::GET, &server.rg_path("a%281%29"), RG_API, None)
+        .await?;
+    assert_eq!(r.code(), 200, "{}", r.body);
+    assert_eq!(r.body["name"], "a(1)");
+
+    for (segment, shown) in [("a+b", "'a+b'"), ("100%25", "'100%'"), ("a%2Fb", "'a/b'")] {
+        let r = server
+            .armv(Method::GET, &server.rg_path(segment), RG_API, None)
+            .await?;
+        let msg = r.arm_error(400, "InvalidResourceGroupName");
+        assert!(msg.contains(shown), "{segment}: {msg}");
+    }
+    let r = server
+        .armv(Method::GET, &server.rg_path("caf%C3%A9"), RG_API, None)
+        .await?;
+    let msg = r.arm_error(400, "InvalidResourceGroupName");
+    assert!(msg.contains("caf\\u{e9}"), "{msg}");
+
+    let r = server
+        .armv(Method::GET, &server.rg_path("rg%FF"), RG_API, None)
+        .await?;
+    let msg = r.arm_error(400, "InvalidRequestUri");
+    assert!(msg.contains("rg%FF"), "{msg}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn name_validation() -> Result<()> {
     let server = Server::start(&[]).await?;
