@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use keyless_store::{SignInRecord, Store};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Most records waiting to be written.
 pub const CAPACITY: usize = 10_000;
@@ -19,6 +19,9 @@ pub struct SignInLog {
     tx: mpsc::Sender<SignInRecord>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    // Records settled (written or dropped) so far, for those who must wait for the log
+    // to catch up: the writer is asynchronous.
+    settled: Arc<watch::Sender<u64>>,
 }
 
 impl SignInLog {
@@ -27,7 +30,8 @@ impl SignInLog {
         let (tx, mut rx) = mpsc::channel::<SignInRecord>(CAPACITY);
         let dropped = Arc::new(AtomicU64::new(0));
         let written = Arc::new(AtomicU64::new(0));
-        let (d, w) = (dropped.clone(), written.clone());
+        let settled = Arc::new(watch::Sender::new(0u64));
+        let (d, w, s) = (dropped.clone(), written.clone(), settled.clone());
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while let Some(first) = rx.recv().await {
@@ -48,6 +52,7 @@ impl SignInLog {
                     match store.insert_signins(&batch).await {
                         Ok(()) => {
                             w.fetch_add(n, Ordering::Relaxed);
+                            s.send_modify(|v| *v += n);
                             break;
                         }
                         Err(e) if attempt < RETRIES => {
@@ -59,6 +64,7 @@ impl SignInLog {
                         Err(e) => {
                             tracing::warn!(error = %e, records = n, "sign-in log write failed; records dropped");
                             d.fetch_add(n, Ordering::Relaxed);
+                            s.send_modify(|v| *v += n);
                             break;
                         }
                     }
@@ -70,6 +76,7 @@ impl SignInLog {
             tx,
             dropped,
             written,
+            settled,
         }
     }
 
@@ -77,7 +84,17 @@ impl SignInLog {
     pub fn record(&self, r: SignInRecord) {
         if self.tx.try_send(r).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.settled.send_modify(|v| *v += 1);
         }
+    }
+
+    /// Waits until at least `n` records queued since start have been written or
+    /// dropped. The log is written in the background; whoever must read what was
+    /// logged (a shutdown path, a test) awaits this instead of sleeping.
+    pub async fn settled(&self, n: u64) {
+        let mut rx = self.settled.subscribe();
+        // The sender lives as long as `self`, so the wait cannot fail.
+        let _ = rx.wait_for(|v| *v >= n).await;
     }
 
     /// Records lost to overflow or write failures.

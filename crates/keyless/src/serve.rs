@@ -86,6 +86,11 @@ pub struct ServeArgs {
     /// until a refresh succeeds (a key the issuer withdrew must stop working).
     #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
     pub issuer_keys_max_stale: i64,
+    /// Least seconds between two fetches of an issuer's metadata caused by an unknown
+    /// key id or by a failed fetch: how soon an issuer's rotated key is picked up, and
+    /// how much a flood of unknown kids or a down issuer can cost.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=3600))]
+    pub issuer_refresh_min_interval: i64,
     /// Cap on federated credentials per identity (Entra caps at 20; default: none).
     #[arg(long)]
     pub max_federated_credentials: Option<u32>,
@@ -198,6 +203,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     settings.token_lifetime_secs = args.token_lifetime;
     settings.signing_alg = args.signing_alg;
     settings.key_prepublish_secs = args.key_prepublish;
+    settings.issuer_cache.unknown_kid_min_interval_secs = args.issuer_refresh_min_interval;
     settings.max_federated_credentials = args.max_federated_credentials;
     settings.issuer_cache.max_stale_secs = args.issuer_keys_max_stale;
     let fetcher = keyless_server::issuer_fetch::HttpFetcher::new(

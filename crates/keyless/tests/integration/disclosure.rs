@@ -264,7 +264,7 @@ async fn issuers_with_a_query_or_fragment_are_refused_when_written() -> Result<(
         let r = server
             .armv(
                 Method::PUT,
-                "/providers/Keyless/trustedIssuers/q",
+                "/providers/Keyless/trustedIssuers/query-issuer",
                 KEYLESS_API,
                 Some(json!({"properties": {"issuer": issuer, "jwks": {"keys": []}}})),
             )

@@ -96,20 +96,21 @@ async fn first_exchanges_waiting_on_a_slow_issuer_share_one_fetch() -> Result<()
     Ok(())
 }
 
+/// Within the refresh interval a flood of unknown kids costs no fetch at all. (That
+/// it costs one per interval over time is tested on a manual clock in keyless-core.)
 #[tokio::test]
-async fn a_flood_of_unknown_kids_costs_at_most_one_fetch_per_interval() -> Result<()> {
+async fn a_flood_of_unknown_kids_within_the_interval_costs_no_fetch() -> Result<()> {
     let cluster = DevCluster::start(&[]).await?;
-    let server = Server::start_trusting(&cluster).await?;
+    let server =
+        Server::start_trusting_with(&cluster, &["--issuer-refresh-min-interval", "3600"]).await?;
     let identity = server
         .identity_with_credential("rg-flood", "flood", credential(&cluster.issuer, SUBJECT))
         .await?;
     let token = cluster.mint("ns1", "app").await?;
     let ex = server.exchanger();
     assert_eq!(ex.exchange(&identity.client_id, &token).await?.code(), 200);
-    let before = server.issuer_fetches().await?;
-    assert_eq!(before, 1);
+    assert_eq!(server.issuer_fetches().await?, 1);
 
-    let started = Instant::now();
     let ex = Arc::new(ex);
     for batch in 0..10 {
         let mut set = JoinSet::new();
@@ -122,13 +123,10 @@ async fn a_flood_of_unknown_kids_costs_at_most_one_fetch_per_interval() -> Resul
             assert_refused(&r, 401, "invalid_client", 7000272, &["random-"]);
         }
     }
-    let flood = started.elapsed();
-    let fetches = server.issuer_fetches().await? - before;
-    // One fetch at most per 5 s interval (whole seconds, so one more at a boundary).
-    let allowed = 1 + flood.as_secs() / 5;
-    assert!(
-        fetches <= allowed,
-        "200 unknown kids over {flood:?} caused {fetches} fetches (at most {allowed})"
+    assert_eq!(
+        server.issuer_fetches().await?,
+        1,
+        "200 unknown kids within the interval fetched nothing"
     );
     // The cached keys still serve the real token.
     assert_eq!(ex.exchange(&identity.client_id, &token).await?.code(), 200);
@@ -138,7 +136,8 @@ async fn a_flood_of_unknown_kids_costs_at_most_one_fetch_per_interval() -> Resul
 #[tokio::test]
 async fn cached_keys_keep_serving_while_the_issuer_is_down() -> Result<()> {
     let mut cluster = DevCluster::start(&[]).await?;
-    let server = Server::start_trusting(&cluster).await?;
+    let server =
+        Server::start_trusting_with(&cluster, &["--issuer-refresh-min-interval", "1"]).await?;
     let identity = server
         .identity_with_credential("rg-down", "down", credential(&cluster.issuer, SUBJECT))
         .await?;
@@ -146,7 +145,6 @@ async fn cached_keys_keep_serving_while_the_issuer_is_down() -> Result<()> {
     let second = cluster.mint("ns1", "app").await?;
     let ex = server.exchanger();
     assert_eq!(ex.exchange(&identity.client_id, &first).await?.code(), 200);
-    let fetched_at = Instant::now();
     assert_eq!(server.issuer_fetches().await?, 1);
 
     cluster.kill().await?;
@@ -165,13 +163,16 @@ async fn cached_keys_keep_serving_while_the_issuer_is_down() -> Result<()> {
         "a cache hit fetches nothing"
     );
 
-    // Once the refetch interval has passed, an unknown kid makes Keyless try the
-    // issuer; the attempt fails, and the last good keys stay in use.
-    let wait = Duration::from_millis(5500).saturating_sub(fetched_at.elapsed());
-    tokio::time::sleep(wait).await;
+    // Once the (1 s) refetch interval has passed, an unknown kid makes Keyless try
+    // the issuer; the attempt fails, and the last good keys stay in use.
     let forged = with_header(&first, &json!({"alg": "RS256", "kid": "after-the-outage"}));
-    let r = ex.exchange(&identity.client_id, &forged).await?;
-    assert_refused(&r, 401, "invalid_client", 7000272, &["after-the-outage"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.issuer_fetches().await? < 2 {
+        assert!(Instant::now() < deadline, "no refresh was attempted");
+        let r = ex.exchange(&identity.client_id, &forged).await?;
+        assert_refused(&r, 401, "invalid_client", 7000272, &["after-the-outage"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(server.issuer_fetches().await?, 2, "one refresh attempt");
     for t in [&second, &first] {
         let r = ex.exchange(&identity.client_id, t).await?;
@@ -202,11 +203,13 @@ async fn an_unreachable_issuer_without_cached_keys_is_50166() -> Result<()> {
     let ex = server.exchanger();
     let discovery = format!("{issuer}/.well-known/openid-configuration");
     let r = ex.exchange(&identity.client_id, &token).await?;
-    assert_refused(&r, 400, "invalid_request", 50166, &[&discovery]);
+    let desc = assert_refused(&r, 400, "invalid_request", 50166, &[&issuer]);
+    // Which URL failed and why is the operator's to know, not the caller's.
+    assert!(!desc.contains(&discovery), "{desc}");
     // Failures are rate-limited too: the next requests reuse the error.
     for _ in 0..5 {
         let r = ex.exchange(&identity.client_id, &token).await?;
-        assert_refused(&r, 400, "invalid_request", 50166, &[&discovery]);
+        assert_refused(&r, 400, "invalid_request", 50166, &[&issuer]);
     }
     assert_eq!(server.issuer_fetches().await?, 1);
     Ok(())

@@ -419,6 +419,40 @@ impl Pair {
     fn arm_scope(&self) -> String {
         format!("{}/.default", self.public)
     }
+    /// Waits (at most [`PROPAGATION_BOUND`]) until replica `on` exchanges `assertion`
+    /// for `client_id`: a credential written through the other replica has reached it.
+    async fn until_exchanges(&self, on: &Replica, client_id: &str, assertion: &str) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let (s, body) =
+                exchange(on, self.tenant(), client_id, assertion, &self.arm_scope()).await?;
+            if s == 200 {
+                return Ok(());
+            }
+            ensure!(
+                started.elapsed() < PROPAGATION_BOUND,
+                "{} did not exchange within {PROPAGATION_BOUND:?}: {body}",
+                on.url
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    /// Waits (at most [`PROPAGATION_BOUND`]) until replica `on` reads `path` with 200.
+    async fn until_readable(&self, on: &Replica, token: &str, path: &str) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let (s, body) = arm(on, token, Method::GET, path, None).await?;
+            if s == 200 {
+                return Ok(());
+            }
+            ensure!(
+                started.elapsed() < PROPAGATION_BOUND,
+                "{} did not read {path} within {PROPAGATION_BOUND:?}: {s} {body}",
+                on.url
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     async fn identity(&self, on: &Replica, token: &str, name: &str) -> Result<(String, String)> {
         let (s, rg) = arm(
             on,
@@ -560,7 +594,12 @@ async fn concurrent_credential_writes_through_two_replicas_lose_nothing() -> Res
     let ta = token(&p.a, &p.admin, &p.arm_scope()).await?;
     let tb = token(&p.b, &p.admin, &p.arm_scope()).await?;
     p.identity(&p.a, &ta, "busy").await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both replicas see the identity before the race starts.
+    let busy = format!(
+        "/subscriptions/{}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/busy?api-version={MI_API}",
+        p.sub()
+    );
+    p.until_readable(&p.b, &tb, &busy).await?;
     let mut tasks = Vec::new();
     for n in 0..20 {
         let (p, t) = (p.clone(), if n % 2 == 0 { ta.clone() } else { tb.clone() });
@@ -667,8 +706,7 @@ async fn key_rotation_on_one_replica_is_honoured_by_the_other_and_a_wrong_kek_is
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // B signs with the new key too, and the old token still works on both.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // B, having loaded the new key, signs with it too; the old token still works.
     let from_b = token(&p.b, &p.admin, &p.arm_scope()).await?;
     assert_eq!(jwt_header(&from_b)["kid"], new_kid.as_str());
     let (s, _) = arm(
@@ -706,7 +744,7 @@ async fn killing_one_replica_under_load_fails_no_request_on_the_other() -> Resul
     )
     .await?;
     let assertion = p.cluster.mint("default", "steady").await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    p.until_exchanges(&p.b, &client_id, &assertion).await?;
     let failures = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let b = p.b.clone();
@@ -772,7 +810,7 @@ async fn database_outage_keeps_exchanges_and_reads_going_and_writes_fail_fast_th
     )
     .await?;
     let assertion = p.cluster.mint("default", "outage").await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    p.until_exchanges(&p.b, &client_id, &assertion).await?;
 
     proxy.cut().await;
     // Exchanges (no database on the hot path) and management reads keep working.

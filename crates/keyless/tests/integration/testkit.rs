@@ -1153,9 +1153,16 @@ impl Server {
     /// Starts a server that trusts the dev cluster: `--allow-private-issuers` and
     /// `--trust-ca {cluster ca.pem}`.
     pub async fn start_trusting(cluster: &DevCluster) -> Result<Server> {
+        Server::start_trusting_with(cluster, &[]).await
+    }
+
+    /// [`Server::start_trusting`] with more `keyless serve` arguments.
+    pub async fn start_trusting_with(cluster: &DevCluster, extra: &[&str]) -> Result<Server> {
         let ca = cluster.ca_path();
         let ca = ca.to_str().context("non-UTF-8 temp path")?;
-        Server::start(&["--allow-private-issuers", "--trust-ca", ca]).await
+        let mut args = vec!["--allow-private-issuers", "--trust-ca", ca];
+        args.extend_from_slice(extra);
+        Server::start(&args).await
     }
 
     /// A token-request helper for this server.

@@ -1,0 +1,93 @@
+//! Every token request leaves a sign-in record, successful or not. The log is written
+//! in the background; the tests await it, they do not sleep.
+
+use crate::harness::{Harness, STATIC_ISSUER, exchange, sa_subject};
+
+#[tokio::test]
+async fn a_success_and_a_failure_are_both_recorded_with_what_was_presented() {
+    let h = Harness::new().await;
+    let id = h
+        .federated_identity("logged", STATIC_ISSUER, &sa_subject("ns1", "app"))
+        .await;
+    exchange(
+        &h.k,
+        h.tenant(),
+        &id.client_id,
+        &h.static_token("ns1", "app"),
+        "ok-1",
+    )
+    .await
+    .unwrap();
+    h.clock.advance(5);
+    let e = exchange(
+        &h.k,
+        h.tenant(),
+        &id.client_id,
+        &h.static_token("ns1", "intruder"),
+        "bad-1",
+    )
+    .await
+    .unwrap_err();
+    h.k.signin_log().settled(2).await;
+    assert_eq!(h.k.signin_log().written(), 2);
+
+    let rows =
+        h.k.query_signins(&h.admin.caller, Some(&id.client_id), false, None, 10)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let bad = rows.iter().find(|r| r.correlation_id == "bad-1").unwrap();
+    let ok = rows.iter().find(|r| r.correlation_id == "ok-1").unwrap();
+
+    assert!(ok.success && ok.error_code.is_none());
+    assert_eq!(ok.at, h.k.now() - 5);
+    assert_eq!(ok.principal_id.as_deref(), Some(id.principal_id.as_str()));
+    assert_eq!(ok.issuer.as_deref(), Some(STATIC_ISSUER));
+    assert_eq!(
+        ok.subject.as_deref(),
+        Some(sa_subject("ns1", "app").as_str())
+    );
+    assert_eq!(ok.client_ip.as_deref(), Some("10.0.0.7"));
+    assert_eq!(
+        ok.resource.as_deref(),
+        Some(h.k.settings().public.resource_manager().as_str())
+    );
+
+    assert!(!bad.success);
+    assert_eq!(bad.at, h.k.now());
+    assert_eq!(bad.error_code, Some(e.code));
+    assert_eq!(bad.error.as_deref(), Some(e.message.as_str()));
+    assert_eq!(
+        bad.subject.as_deref(),
+        Some(sa_subject("ns1", "intruder").as_str())
+    );
+
+    let failed =
+        h.k.query_signins(&h.admin.caller, Some(&id.client_id), true, None, 10)
+            .await
+            .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].correlation_id, "bad-1");
+}
+
+#[tokio::test]
+async fn a_request_refused_before_any_credential_is_read_is_recorded_too() {
+    let h = Harness::new().await;
+    let e = exchange(
+        &h.k,
+        h.tenant(),
+        "00000000-0000-4000-8000-00000000dead",
+        "x.y.z",
+        "nobody",
+    )
+    .await
+    .unwrap_err();
+    h.k.signin_log().settled(1).await;
+    let rows =
+        h.k.query_signins(&h.admin.caller, None, true, None, 10)
+            .await
+            .unwrap();
+    let row = rows.iter().find(|r| r.correlation_id == "nobody").unwrap();
+    assert_eq!(row.error_code, Some(e.code));
+    assert_eq!(row.client_id, "00000000-0000-4000-8000-00000000dead");
+}
