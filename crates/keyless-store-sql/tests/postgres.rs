@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use keyless_store::postgres::{ACQUIRE_TIMEOUT, PgStore};
 use keyless_store::*;
+use keyless_store_sql::postgres::{ACQUIRE_TIMEOUT, PgStore};
 use serde_json::Map;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};

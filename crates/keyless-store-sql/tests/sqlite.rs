@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use keyless_store::sqlite::SqliteStore;
+use keyless_store_sql::sqlite::SqliteStore;
 
 #[tokio::test]
 async fn sqlite_file_store_conforms() -> anyhow::Result<()> {
