@@ -123,9 +123,10 @@ pub(super) async fn list_federated_credentials(
 pub(super) async fn all_federated_credentials(
     db: &SqliteStore,
 ) -> Result<Vec<FederatedCredentialRecord>> {
-    let rows = sqlx::query("SELECT * FROM federated_credentials")
-        .fetch_all(&db.reader)
-        .await?;
+    let rows =
+        sqlx::query("SELECT * FROM federated_credentials ORDER BY identity_principal_id, name")
+            .fetch_all(&db.reader)
+            .await?;
     rows.iter().map(federated_credential_from_row).collect()
 }
 

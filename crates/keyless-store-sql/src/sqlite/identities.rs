@@ -120,7 +120,7 @@ pub(super) async fn list_identities(
 }
 
 pub(super) async fn all_identities(db: &SqliteStore) -> Result<Vec<IdentityRecord>> {
-    let rows = sqlx::query("SELECT * FROM identities")
+    let rows = sqlx::query("SELECT * FROM identities ORDER BY created_at, principal_id")
         .fetch_all(&db.reader)
         .await?;
     rows.iter().map(identity_from_row).collect()
@@ -193,7 +193,7 @@ pub(super) async fn set_service_principal_secret(
 pub(super) async fn all_service_principals(
     db: &SqliteStore,
 ) -> Result<Vec<ServicePrincipalRecord>> {
-    let rows = sqlx::query("SELECT * FROM service_principals")
+    let rows = sqlx::query("SELECT * FROM service_principals ORDER BY created_at, client_id")
         .fetch_all(&db.reader)
         .await?;
     rows.iter().map(service_principal_from_row).collect()
