@@ -193,13 +193,15 @@ async fn quiet_for(rx: &mut Receiver<()>, quiet: Duration) -> bool {
     matches!(rx.try_recv(), Err(TryRecvError::Empty))
 }
 
-#[tokio::test]
-async fn postgres_store_conforms() -> anyhow::Result<()> {
-    let db = test_db!();
-    let store = db.store().await;
-    keyless_store::conformance::run(Arc::new(store.clone())).await?;
-    store.close().await;
-    Ok(())
+/// A database of its own (dropped with the returned guard), or `None` to skip.
+async fn fresh_store() -> Option<(Arc<dyn Store>, TestDb)> {
+    let db = TestDb::create().await?;
+    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    Some((store, db))
+}
+
+mod conformance {
+    keyless_store::conformance_tests!(super::fresh_store().await);
 }
 
 #[tokio::test]
