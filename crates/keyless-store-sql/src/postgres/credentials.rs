@@ -1,4 +1,5 @@
-//! PostgreSQL: federated identity credentials of an identity (count limit, issuer+subject uniqueness).
+//! PostgreSQL: federated identity credentials of an identity (count limit, issuer+subject
+//! uniqueness).
 
 use keyless_store::{FederatedCredentialRecord, StoreError, UpsertOutcome};
 use sqlx::Row;

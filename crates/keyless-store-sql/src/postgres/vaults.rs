@@ -1,4 +1,5 @@
-//! PostgreSQL: Key Vault vaults (names are global; deleting one cascades into its secrets and the role assignments on it).
+//! PostgreSQL: Key Vault vaults (names are global; deleting one cascades into its secrets
+//! and the role assignments on it).
 
 use keyless_store::{StoreError, UpsertOutcome, VaultRecord};
 use sqlx::Row;

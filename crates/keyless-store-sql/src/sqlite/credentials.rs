@@ -1,4 +1,5 @@
-//! SQLite: federated identity credentials of an identity (count limit, issuer+subject uniqueness).
+//! SQLite: federated identity credentials of an identity (count limit, issuer+subject
+//! uniqueness).
 
 use keyless_store::{FederatedCredentialRecord, StoreError, UpsertOutcome};
 use sqlx::Row;

@@ -1,4 +1,5 @@
-//! SQLite: server-wide settings (meta), tenants, subscriptions and resource groups (deleting a group cascades into its identities and the role assignments at or below it).
+//! SQLite: server-wide settings (meta), tenants, subscriptions and resource groups
+//! (deleting a group cascades into its identities and the role assignments at or below it).
 
 use keyless_store::{ResourceGroupRecord, SubscriptionRecord, TenantRecord, UpsertOutcome};
 use sqlx::Row;
