@@ -1,6 +1,7 @@
-//! Keyless persistence: the [`Store`] trait, the records it holds, and its two
-//! implementations: [`sqlite`] (the zero-setup default) and [`postgres`] (one database
-//! shared by several replicas). Both are checked by the same [`conformance`] suite.
+//! Keyless persistence contract: the [`Store`] trait, the records it holds, its errors,
+//! and the [`conformance`] suite every implementation must pass. The implementations
+//! (SQLite, the zero-setup default, and PostgreSQL, one database shared by several
+//! replicas) live in the `keyless-store-sql` crate; this crate knows no database driver.
 //!
 //! The store is the durable source of truth; the domain keeps an in-memory view of
 //! what the hot path needs and reloads it from here after writes.
@@ -8,12 +9,9 @@
 
 pub mod conformance;
 mod error;
-pub mod postgres;
 mod records;
-mod row_decoding;
-pub mod sqlite;
 mod store;
 
-pub use error::StoreError;
+pub use error::{DatabaseError, StoreError};
 pub use records::*;
 pub use store::{Store, UpsertOutcome};

@@ -19,7 +19,7 @@ use clap::{Args, ValueEnum};
 use keyless_core::{Keyless, PublicUrl, Settings, SystemClock};
 use keyless_jose::{Alg, Kek};
 use keyless_server::files::write_private;
-use keyless_store::sqlite::SqliteStore;
+use keyless_store_sql::sqlite::SqliteStore;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -287,7 +287,7 @@ pub(crate) async fn open_store(
         Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::open(url).await?),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Arc::new(
-                keyless_store::postgres::PgStore::open(url)
+                keyless_store_sql::postgres::PgStore::open(url)
                     .await
                     .context("cannot open the PostgreSQL database")?,
             )

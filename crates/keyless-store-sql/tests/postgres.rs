@@ -13,105 +13,19 @@
     clippy::indexing_slicing
 )] // tests
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use keyless_store::postgres::{ACQUIRE_TIMEOUT, PgStore};
 use keyless_store::*;
+use keyless_store_sql::postgres::{ACQUIRE_TIMEOUT, PgStore};
 use serde_json::Map;
 use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::mpsc::error::TryRecvError;
 
-const URL_VAR: &str = "KEYLESS_TEST_POSTGRES_URL";
-
-/// A database of its own for one test, dropped (with its connections) at the end.
-struct TestDb {
-    admin: PgConnectOptions,
-    name: String,
-    options: PgConnectOptions,
-}
-
-impl TestDb {
-    /// `None` (after saying so) when no server is configured outside CI; panics in CI.
-    async fn create() -> Option<TestDb> {
-        let Ok(url) = std::env::var(URL_VAR) else {
-            if std::env::var_os("CI").is_some() {
-                panic!("{URL_VAR} is not set: the PostgreSQL tests must not be skipped in CI");
-            }
-            eprintln!("SKIPPED: {URL_VAR} is not set (scripts/test.sh starts a PostgreSQL server)");
-            return None;
-        };
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "keyless_test_{}_{}_{nanos}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let admin = PgConnectOptions::from_str(&url).expect("KEYLESS_TEST_POSTGRES_URL parses");
-        let mut conn = PgConnection::connect_with(&admin)
-            .await
-            .expect("connect to the test PostgreSQL server");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
-            .await
-            .expect("create the test database");
-        let _ = conn.close().await;
-        let options = admin.clone().database(&name);
-        Some(TestDb {
-            admin,
-            name,
-            options,
-        })
-    }
-
-    async fn store(&self) -> PgStore {
-        PgStore::open_with(self.options.clone())
-            .await
-            .expect("open the PostgreSQL store")
-    }
-
-    async fn connect(&self) -> PgConnection {
-        PgConnection::connect_with(&self.options)
-            .await
-            .expect("connect to the test database")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime, which cannot block on itself: a thread with
-        // a runtime of its own drops the database (terminating any connection left).
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
-                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await
-                    {
-                        eprintln!("could not drop test database {name}: {e}");
-                    }
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
+#[path = "support/test_db.rs"]
+mod test_db;
+use test_db::TestDb;
 
 macro_rules! test_db {
     () => {
@@ -193,13 +107,15 @@ async fn quiet_for(rx: &mut Receiver<()>, quiet: Duration) -> bool {
     matches!(rx.try_recv(), Err(TryRecvError::Empty))
 }
 
-#[tokio::test]
-async fn postgres_store_conforms() -> anyhow::Result<()> {
-    let db = test_db!();
-    let store = db.store().await;
-    keyless_store::conformance::run(Arc::new(store.clone())).await?;
-    store.close().await;
-    Ok(())
+/// A database of its own (dropped with the returned guard), or `None` to skip.
+async fn fresh_store() -> Option<(Arc<dyn Store>, TestDb)> {
+    let db = TestDb::create().await?;
+    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    Some((store, db))
+}
+
+mod conformance {
+    keyless_store::conformance_tests!(super::fresh_store().await);
 }
 
 #[tokio::test]
@@ -794,74 +710,5 @@ async fn unreachable_database_fails_fast_and_recovers() -> anyhow::Result<()> {
     Ok(())
 }
 
-mod proxy {
-    //! A TCP proxy that can refuse and drop every connection, then come back on the same
-    //! port: an unreachable database without stopping the shared server.
-
-    use std::sync::{Arc, Mutex};
-
-    use tokio::net::{TcpListener, TcpStream};
-    use tokio::task::JoinHandle;
-
-    pub struct Proxy {
-        port: u16,
-        upstream: String,
-        accept: Mutex<Option<JoinHandle<()>>>,
-        pipes: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    }
-
-    impl Proxy {
-        pub async fn start(upstream: &str) -> std::io::Result<Proxy> {
-            let listener = TcpListener::bind("127.0.0.1:0").await?;
-            let proxy = Proxy {
-                port: listener.local_addr()?.port(),
-                upstream: upstream.to_string(),
-                accept: Mutex::new(None),
-                pipes: Arc::new(Mutex::new(Vec::new())),
-            };
-            proxy.serve(listener);
-            Ok(proxy)
-        }
-
-        pub fn port(&self) -> u16 {
-            self.port
-        }
-
-        fn serve(&self, listener: TcpListener) {
-            let upstream = self.upstream.clone();
-            let pipes = self.pipes.clone();
-            let accept = tokio::spawn(async move {
-                while let Ok((mut client, _)) = listener.accept().await {
-                    let upstream = upstream.clone();
-                    pipes.lock().unwrap().push(tokio::spawn(async move {
-                        if let Ok(mut server) = TcpStream::connect(&upstream).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                        }
-                    }));
-                }
-            });
-            *self.accept.lock().unwrap() = Some(accept);
-        }
-
-        /// Stops listening (connections are refused) and drops every open connection.
-        pub async fn cut(&self) {
-            let accept = self.accept.lock().unwrap().take();
-            if let Some(accept) = accept {
-                accept.abort();
-                let _ = accept.await;
-            }
-            let pipes: Vec<_> = self.pipes.lock().unwrap().drain(..).collect();
-            for p in pipes {
-                p.abort();
-                let _ = p.await;
-            }
-        }
-
-        /// Listens again on the same port.
-        pub async fn restore(&self) -> std::io::Result<()> {
-            let listener = TcpListener::bind(("127.0.0.1", self.port)).await?;
-            self.serve(listener);
-            Ok(())
-        }
-    }
-}
+#[path = "support/proxy.rs"]
+mod proxy;

@@ -3,7 +3,9 @@
 //! Compares one full `client_assertion` exchange (parse, identity and credential lookup
 //! in the in-memory view, RS256 verify, claim checks, credential match, ES256 sign,
 //! sign-in record) with the raw cost of one RS256 verify + one ES256 sign. The target
-//! is a ratio within 2x. Run: `cargo bench -p keyless-core --bench exchange`.
+//! is a ratio within 2x. Run: `cargo bench -p keyless --bench exchange`. It lives in
+//! this crate, not keyless-core, because it needs a real store and keyless-core must not
+//! depend on a database driver, even for benchmarks.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,7 +24,7 @@ use keyless_core::tokens::Caller;
 use keyless_core::{PublicUrl, Settings, SystemClock};
 use keyless_jose::{Alg, JwkSet, Kek, SigningKey, UnverifiedJwt};
 use keyless_proto::oauth::{JWT_BEARER_ASSERTION_TYPE, TokenRequest};
-use keyless_store::sqlite::SqliteStore;
+use keyless_store_sql::sqlite::SqliteStore;
 
 const ISS: &str = "https://issuer.bench.example/cluster";
 

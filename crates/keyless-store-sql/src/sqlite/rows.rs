@@ -1,9 +1,9 @@
 //! Row → record decoding for SQLite.
 
+use keyless_store::*;
 use sqlx::Row;
 
-use crate::StoreError;
-use crate::records::*;
+use crate::error::Result;
 
 pub(super) use crate::row_decoding::json_text;
 

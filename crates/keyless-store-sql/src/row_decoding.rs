@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::StoreError;
+use keyless_store::StoreError;
 
 /// Tags (a JSON object) as stored text.
 pub(crate) fn json_text(map: &Map<String, Value>) -> Result<String, StoreError> {
@@ -19,7 +19,7 @@ pub(crate) fn json_map(text: &str) -> Result<Map<String, Value>, StoreError> {
 /// Defines `*_from_row` decoders for one backend's row type.
 macro_rules! row_decoders {
     ($row:ty) => {
-        pub(crate) fn tenant_from_row(r: &$row) -> Result<TenantRecord, StoreError> {
+        pub(crate) fn tenant_from_row(r: &$row) -> Result<TenantRecord> {
             Ok(TenantRecord {
                 id: r.try_get("id")?,
                 display_name: r.try_get("display_name")?,
@@ -27,7 +27,7 @@ macro_rules! row_decoders {
             })
         }
 
-        pub(crate) fn subscription_from_row(r: &$row) -> Result<SubscriptionRecord, StoreError> {
+        pub(crate) fn subscription_from_row(r: &$row) -> Result<SubscriptionRecord> {
             Ok(SubscriptionRecord {
                 id: r.try_get("id")?,
                 tenant_id: r.try_get("tenant_id")?,
@@ -36,7 +36,7 @@ macro_rules! row_decoders {
             })
         }
 
-        pub(crate) fn resource_group_from_row(r: &$row) -> Result<ResourceGroupRecord, StoreError> {
+        pub(crate) fn resource_group_from_row(r: &$row) -> Result<ResourceGroupRecord> {
             Ok(ResourceGroupRecord {
                 subscription_id: r.try_get("subscription_id")?,
                 name: r.try_get("name")?,
@@ -46,7 +46,7 @@ macro_rules! row_decoders {
             })
         }
 
-        pub(crate) fn identity_from_row(r: &$row) -> Result<IdentityRecord, StoreError> {
+        pub(crate) fn identity_from_row(r: &$row) -> Result<IdentityRecord> {
             Ok(IdentityRecord {
                 subscription_id: r.try_get("subscription_id")?,
                 resource_group: r.try_get("resource_group")?,
@@ -60,9 +60,7 @@ macro_rules! row_decoders {
             })
         }
 
-        pub(crate) fn federated_credential_from_row(
-            r: &$row,
-        ) -> Result<FederatedCredentialRecord, StoreError> {
+        pub(crate) fn federated_credential_from_row(r: &$row) -> Result<FederatedCredentialRecord> {
             let audiences: String = r.try_get("audiences")?;
             Ok(FederatedCredentialRecord {
                 identity_principal_id: r.try_get("identity_principal_id")?,
@@ -77,9 +75,7 @@ macro_rules! row_decoders {
             })
         }
 
-        pub(crate) fn service_principal_from_row(
-            r: &$row,
-        ) -> Result<ServicePrincipalRecord, StoreError> {
+        pub(crate) fn service_principal_from_row(r: &$row) -> Result<ServicePrincipalRecord> {
             Ok(ServicePrincipalRecord {
                 client_id: r.try_get("client_id")?,
                 principal_id: r.try_get("principal_id")?,
@@ -90,9 +86,7 @@ macro_rules! row_decoders {
             })
         }
 
-        pub(crate) fn role_assignment_from_row(
-            r: &$row,
-        ) -> Result<RoleAssignmentRecord, StoreError> {
+        pub(crate) fn role_assignment_from_row(r: &$row) -> Result<RoleAssignmentRecord> {
             Ok(RoleAssignmentRecord {
                 name: r.try_get("name")?,
                 tenant_id: r.try_get("tenant_id")?,
@@ -105,7 +99,7 @@ macro_rules! row_decoders {
             })
         }
 
-        pub(crate) fn signing_key_from_row(r: &$row) -> Result<SigningKeyRecord, StoreError> {
+        pub(crate) fn signing_key_from_row(r: &$row) -> Result<SigningKeyRecord> {
             Ok(SigningKeyRecord {
                 kid: r.try_get("kid")?,
                 tenant_id: r.try_get("tenant_id")?,
@@ -117,7 +111,7 @@ macro_rules! row_decoders {
             })
         }
 
-        pub(crate) fn trusted_issuer_from_row(r: &$row) -> Result<TrustedIssuerRecord, StoreError> {
+        pub(crate) fn trusted_issuer_from_row(r: &$row) -> Result<TrustedIssuerRecord> {
             Ok(TrustedIssuerRecord {
                 tenant_id: r.try_get("tenant_id")?,
                 name: r.try_get("name")?,
@@ -128,7 +122,7 @@ macro_rules! row_decoders {
             })
         }
 
-        pub(crate) fn signin_from_row(r: &$row) -> Result<SignInRecord, StoreError> {
+        pub(crate) fn signin_from_row(r: &$row) -> Result<SignInRecord> {
             let code: Option<i64> = r.try_get("error_code")?;
             Ok(SignInRecord {
                 id: r.try_get("id")?,
@@ -148,7 +142,7 @@ macro_rules! row_decoders {
             })
         }
 
-        pub(crate) fn vault_from_row(r: &$row) -> Result<VaultRecord, StoreError> {
+        pub(crate) fn vault_from_row(r: &$row) -> Result<VaultRecord> {
             Ok(VaultRecord {
                 name: r.try_get("name")?,
                 subscription_id: r.try_get("subscription_id")?,
@@ -162,7 +156,7 @@ macro_rules! row_decoders {
             })
         }
 
-        fn secret_version_from_row(r: &$row) -> Result<SecretVersionRecord, StoreError> {
+        fn secret_version_from_row(r: &$row) -> Result<SecretVersionRecord> {
             Ok(SecretVersionRecord {
                 vault: r.try_get("vault")?,
                 name: r.try_get("name")?,
@@ -178,10 +172,7 @@ macro_rules! row_decoders {
             })
         }
 
-        pub(crate) fn secret_from_rows(
-            r: &$row,
-            versions: &[&$row],
-        ) -> Result<SecretRecord, StoreError> {
+        pub(crate) fn secret_from_rows(r: &$row, versions: &[&$row]) -> Result<SecretRecord> {
             Ok(SecretRecord {
                 vault: r.try_get("vault")?,
                 name: r.try_get("name")?,

@@ -1,0 +1,71 @@
+//! PostgreSQL: role assignments, and the scope cascade used when a resource goes.
+
+use keyless_store::RoleAssignmentRecord;
+
+use super::rows::*;
+use super::{PgStore, Tx, fold, notify, write_error};
+use crate::error::Result;
+
+pub(super) async fn insert_role_assignment(db: &PgStore, ra: &RoleAssignmentRecord) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO role_assignments (name, tenant_id, scope, role_definition_id, principal_id, principal_type, description, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&ra.name)
+    .bind(&ra.tenant_id)
+    .bind(&ra.scope)
+    .bind(&ra.role_definition_id)
+    .bind(&ra.principal_id)
+    .bind(&ra.principal_type)
+    .bind(&ra.description)
+    .bind(ra.created_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| write_error(e, "the role assignment already exists", "scope"))?;
+    notify(&mut tx, "role_assignments").await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn all_role_assignments(db: &PgStore) -> Result<Vec<RoleAssignmentRecord>> {
+    let rows = sqlx::query("SELECT * FROM role_assignments ORDER BY created_at, name")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(role_assignment_from_row).collect()
+}
+
+pub(super) async fn delete_role_assignment(
+    db: &PgStore,
+    name: &str,
+) -> Result<Option<RoleAssignmentRecord>> {
+    let mut tx = db.pool.begin().await?;
+    let row = sqlx::query("DELETE FROM role_assignments WHERE name = $1 RETURNING *")
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let rec = role_assignment_from_row(&row)?;
+    notify(&mut tx, "role_assignments").await?;
+    tx.commit().await?;
+    Ok(Some(rec))
+}
+
+/// Blocks role-assignment inserts and deletes until `tx` ends (see the module docs).
+pub(super) async fn lock_role_assignments(tx: &mut Tx) -> Result<()> {
+    sqlx::query("LOCK TABLE role_assignments IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_assignments_at_or_below(tx: &mut Tx, scope: &str) -> Result<()> {
+    // A prefix compare on the folded scope, not LIKE: names may contain `_`.
+    let key = fold(scope);
+    sqlx::query("DELETE FROM role_assignments WHERE scope_key = $1 OR starts_with(scope_key, $2)")
+        .bind(&key)
+        .bind(format!("{key}/"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! SQLite: the sign-in log.
+
+use keyless_store::{SignInQuery, SignInRecord};
+
+use super::SqliteStore;
+use super::rows::*;
+use crate::error::Result;
+
+pub(super) async fn insert_signins(db: &SqliteStore, records: &[SignInRecord]) -> Result<()> {
+    let mut tx = db.writer.begin().await?;
+    for r in records {
+        sqlx::query(
+            "INSERT INTO signin_log (at, tenant_id, client_id, principal_id, issuer, subject, resource, success, error_code, error, client_ip, correlation_id, latency_us)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.at)
+        .bind(&r.tenant_id)
+        .bind(&r.client_id)
+        .bind(&r.principal_id)
+        .bind(&r.issuer)
+        .bind(&r.subject)
+        .bind(&r.resource)
+        .bind(r.success)
+        .bind(r.error_code.map(i64::from))
+        .bind(&r.error)
+        .bind(&r.client_ip)
+        .bind(&r.correlation_id)
+        .bind(r.latency_us)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn query_signins(db: &SqliteStore, q: &SignInQuery) -> Result<Vec<SignInRecord>> {
+    let rows = sqlx::query(
+        "SELECT * FROM signin_log
+         WHERE tenant_id = ?1
+           AND (?2 IS NULL OR client_id = ?2)
+           AND (?3 = 0 OR success = 0)
+           AND (?4 IS NULL OR at >= ?4)
+         ORDER BY id DESC LIMIT ?5",
+    )
+    .bind(&q.tenant_id)
+    .bind(&q.client_id)
+    .bind(q.failed_only)
+    .bind(q.since)
+    .bind(i64::from(q.limit))
+    .fetch_all(&db.reader)
+    .await?;
+    rows.iter().map(signin_from_row).collect()
+}
