@@ -32,7 +32,7 @@ pub const FETCHED_ISSUER: &str = "https://oidc.cluster.example/c1";
 /// The one place that picks the backend: a fresh, empty, private database.
 pub async fn temp_store() -> Arc<dyn Store> {
     Arc::new(
-        keyless_store::sqlite::SqliteStore::open("sqlite::memory:")
+        keyless_store_sql::sqlite::SqliteStore::open("sqlite::memory:")
             .await
             .expect("in-memory SQLite store"),
     )
