@@ -21,12 +21,13 @@ pub struct TestDb {
 impl TestDb {
     /// `None` (after saying so) when no server is configured outside CI; panics in CI.
     pub async fn create() -> Option<TestDb> {
+        // A skipped PostgreSQL test would look like a passing one: without a server
+        // the tests fail and say why.
         let Ok(url) = std::env::var(URL_VAR) else {
-            if std::env::var_os("CI").is_some() {
-                panic!("{URL_VAR} is not set: the PostgreSQL tests must not be skipped in CI");
-            }
-            eprintln!("SKIPPED: {URL_VAR} is not set (scripts/test.sh starts a PostgreSQL server)");
-            return None;
+            panic!(
+                "{URL_VAR} is not set: the PostgreSQL store tests need a server \
+                 (./scripts/test.sh starts one; or point the variable at a server where the role may CREATEDB)"
+            );
         };
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
