@@ -298,15 +298,13 @@ pub async fn run_explain(args: ExplainArgs) -> Result<()> {
             } else {
                 "FAIL"
             };
-            println!(
-                "{mark}  {:<22} {}",
-                step.get("check")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-                step.get("detail")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-            );
+            let text = |key: &str| {
+                crate::manage::terminal::escaped(
+                    step.get(key).and_then(Value::as_str).unwrap_or_default(),
+                )
+                .into_owned()
+            };
+            println!("{mark}  {:<22} {}", text("check"), text("detail"));
         }
         let verdict = out.get("wouldSucceed").and_then(Value::as_bool) == Some(true);
         println!(

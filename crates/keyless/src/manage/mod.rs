@@ -19,6 +19,7 @@ pub mod query;
 pub mod role;
 pub mod role_lookup;
 pub mod session;
+pub mod terminal;
 
 /// The management subcommands, flattened into the binary's top-level command.
 ///

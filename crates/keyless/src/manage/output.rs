@@ -96,13 +96,14 @@ fn write_stdout(text: &str) -> Result<()> {
     }
 }
 
-/// A scalar as text, without JSON quoting.
+/// A scalar as text, without JSON quoting, safe for a terminal (a tab or newline in
+/// a value cannot forge a column or a row, an ESC cannot colour the screen).
 fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::Null => Some(String::new()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => Some(super::terminal::escaped(s).into_owned()),
         Value::Array(_) | Value::Object(_) => None,
     }
 }
@@ -304,6 +305,37 @@ mod tests {
             Ok(text) => text,
             Err(e) => unreachable!("{e:#}"),
         }
+    }
+
+    #[test]
+    fn a_hostile_subject_cannot_forge_rows_or_colour_the_terminal() {
+        let row = json!({
+            "clientId": "c1",
+            "subject": "system:serviceaccount:ns:app\tFORGED\nc2\tsuccess\u{1b}[2J",
+            "status": "failure",
+        });
+        let list = json!([row.clone()]);
+        for format in [OutputFormat::Tsv, OutputFormat::Table] {
+            let out = render_ok(&list, None, format);
+            assert!(!out.contains('\u{1b}'), "{format:?}: {out:?}");
+            let lines: Vec<&str> = out.lines().filter(|l| l.contains("c1")).collect();
+            assert_eq!(lines.len(), 1, "{format:?}: {out:?}");
+            assert!(
+                !out.lines().any(|l| l.starts_with("c2")),
+                "{format:?}: {out:?}"
+            );
+            assert!(lines[0].contains("\\tFORGED\\nc2"), "{format:?}: {out:?}");
+        }
+        // A TSV line has exactly one tab between its three cells.
+        let tsv = render_ok(&row, None, OutputFormat::Tsv);
+        assert_eq!(
+            tsv.trim_end_matches('\n').matches('\t').count(),
+            2,
+            "{tsv:?}"
+        );
+        // JSON stays exact: the value round-trips.
+        let json = render_ok(&row, None, OutputFormat::Json);
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), row);
     }
 
     #[test]
