@@ -2,9 +2,10 @@
 //! per-code failure map takes a short lock only when a request fails.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use keyless_proto::prometheus::{Exposition, MetricType};
 
 /// Token endpoint counters.
 #[derive(Debug, Default)]
@@ -38,60 +39,85 @@ impl Metrics {
         self.latency_count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Renders the Prometheus text format, with the gauges the caller adds.
+    /// Renders the Prometheus text format, with the counters the caller adds.
     pub fn render(&self, extra: &[(&str, &str, u64)]) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP keyless_tokens_issued_total Access tokens issued, by grant."
+        let mut out = Exposition::default();
+        let name = "keyless_tokens_issued_total";
+        out.family(name, "Access tokens issued, by grant.", MetricType::Counter);
+        out.sample(
+            name,
+            &[("grant", "client_secret")],
+            self.secret_grants.load(Ordering::Relaxed),
         );
-        let _ = writeln!(out, "# TYPE keyless_tokens_issued_total counter");
-        let _ = writeln!(
-            out,
-            "keyless_tokens_issued_total{{grant=\"client_secret\"}} {}",
-            self.secret_grants.load(Ordering::Relaxed)
+        out.sample(
+            name,
+            &[("grant", "client_assertion")],
+            self.assertion_grants.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "keyless_tokens_issued_total{{grant=\"client_assertion\"}} {}",
-            self.assertion_grants.load(Ordering::Relaxed)
+        let name = "keyless_token_requests_failed_total";
+        out.family(
+            name,
+            "Refused token requests, by AADSTS code.",
+            MetricType::Counter,
         );
-        let _ = writeln!(
-            out,
-            "# HELP keyless_token_requests_failed_total Refused token requests, by AADSTS code."
-        );
-        let _ = writeln!(out, "# TYPE keyless_token_requests_failed_total counter");
         if let Ok(m) = self.failures.lock() {
             for (code, n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "keyless_token_requests_failed_total{{code=\"{code}\"}} {n}"
-                );
+                out.sample(name, &[("code", &code.to_string())], *n);
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP keyless_token_request_duration_microseconds Server-side time of token requests."
+        let name = "keyless_token_request_duration_microseconds";
+        out.family(
+            name,
+            "Server-side time of token requests.",
+            MetricType::Summary,
         );
-        let _ = writeln!(
-            out,
-            "# TYPE keyless_token_request_duration_microseconds summary"
+        out.sample(
+            &format!("{name}_sum"),
+            &[],
+            self.latency_us_sum.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "keyless_token_request_duration_microseconds_sum {}",
-            self.latency_us_sum.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "keyless_token_request_duration_microseconds_count {}",
-            self.latency_count.load(Ordering::Relaxed)
+        out.sample(
+            &format!("{name}_count"),
+            &[],
+            self.latency_count.load(Ordering::Relaxed),
         );
         for (name, help, value) in extra {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {value}");
+            out.family(name, help, MetricType::Counter);
+            out.sample(name, &[], *value);
         }
-        out
+        out.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact text scrapers and dashboards rely on.
+    #[test]
+    fn exposition_is_stable() {
+        let m = Metrics::default();
+        m.success(false, 10);
+        m.success(true, 20);
+        m.failure(700016, 5);
+        assert_eq!(
+            m.render(&[("x_total", "X.", 7)]),
+            concat!(
+                "# HELP keyless_tokens_issued_total Access tokens issued, by grant.\n",
+                "# TYPE keyless_tokens_issued_total counter\n",
+                "keyless_tokens_issued_total{grant=\"client_secret\"} 1\n",
+                "keyless_tokens_issued_total{grant=\"client_assertion\"} 1\n",
+                "# HELP keyless_token_requests_failed_total Refused token requests, by AADSTS code.\n",
+                "# TYPE keyless_token_requests_failed_total counter\n",
+                "keyless_token_requests_failed_total{code=\"700016\"} 1\n",
+                "# HELP keyless_token_request_duration_microseconds Server-side time of token requests.\n",
+                "# TYPE keyless_token_request_duration_microseconds summary\n",
+                "keyless_token_request_duration_microseconds_sum 35\n",
+                "keyless_token_request_duration_microseconds_count 3\n",
+                "# HELP x_total X.\n",
+                "# TYPE x_total counter\n",
+                "x_total 7\n",
+            )
+        );
     }
 }

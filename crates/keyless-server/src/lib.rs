@@ -5,7 +5,6 @@
 
 pub mod arm;
 pub mod errors;
-pub mod files;
 pub mod issuer_fetch;
 pub mod router;
 pub mod serve;

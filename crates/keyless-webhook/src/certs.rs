@@ -5,22 +5,8 @@
 //! the `caBundle` of the MutatingWebhookConfiguration unchanged when the serving
 //! certificate is renewed.
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType,
-};
-use time::{Duration, OffsetDateTime};
-
-/// Certificate generation errors.
-#[derive(Debug, thiserror::Error)]
-pub enum CertError {
-    /// rcgen refused.
-    #[error("certificate generation failed: {0}")]
-    Generate(#[from] rcgen::Error),
-    /// A name is not usable in a certificate.
-    #[error("{0:?} is not a valid DNS name")]
-    Name(String),
-}
+use keyless_tls::TlsError;
+use keyless_tls::ca::{Ca, CaProfile, Validity};
 
 /// PEM material for the webhook.
 #[derive(Clone)]
@@ -35,6 +21,7 @@ pub struct WebhookCerts {
     pub key_pem: String,
 }
 
+// The keys must never reach a log line.
 impl std::fmt::Debug for WebhookCerts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookCerts").finish_non_exhaustive()
@@ -56,77 +43,43 @@ pub fn service_dns_names(service: &str, namespace: &str) -> Vec<String> {
     ]
 }
 
-/// The CA's parameters: fixed, so a stored CA key re-creates the same issuer.
-fn ca_params(not_before: OffsetDateTime) -> Result<CertificateParams, CertError> {
-    let mut p = CertificateParams::new(Vec::<String>::new())?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "Keyless Webhook CA");
-    dn.push(DnType::OrganizationName, "Keyless");
-    p.distinguished_name = dn;
-    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    p.not_before = not_before;
-    p.not_after = not_before + Duration::days(3650);
-    Ok(p)
-}
-
 /// Issues a serving certificate for the Service, valid `days` days, signed by
-/// `existing_ca` (PEM certificate and key from an earlier run) or by a new CA.
+/// `existing_ca` (PEM certificate and key from an earlier run) or by a new CA valid ten
+/// years.
 pub fn generate(
     service: &str,
     namespace: &str,
     days: u32,
     existing_ca: Option<(&str, &str)>,
-) -> Result<WebhookCerts, CertError> {
-    let now = OffsetDateTime::now_utc();
-    let not_before = now - Duration::hours(1);
-    let (ca_key, ca_cert_pem) = match existing_ca {
-        Some((cert, key)) => (KeyPair::from_pem(key)?, cert.to_owned()),
-        None => {
-            let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-            let cert = ca_params(not_before)?.self_signed(&key)?;
-            (key, cert.pem())
-        }
+) -> Result<WebhookCerts, TlsError> {
+    let validity = Validity::days_from_now(days);
+    // Ten years from the same start as the serving certificate.
+    let ca_validity = Validity {
+        not_before: validity.not_before,
+        not_after: validity.not_before + time::Duration::days(3650),
     };
-    let ca_key_pem = ca_key.serialize_pem();
-    let issuer = Issuer::new(ca_params(not_before)?, ca_key);
-
-    let names = service_dns_names(service, namespace);
-    let mut leaf = CertificateParams::new(Vec::<String>::new())?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, format!("{service}.{namespace}.svc"));
-    leaf.distinguished_name = dn;
-    leaf.subject_alt_names = names
-        .iter()
-        .map(|n| {
-            n.clone()
-                .try_into()
-                .map(SanType::DnsName)
-                .map_err(|_| CertError::Name(n.clone()))
-        })
-        .collect::<Result<_, _>>()?;
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.not_before = not_before;
-    leaf.not_after = now + Duration::days(i64::from(days));
-    let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let cert = leaf.signed_by(&leaf_key, &issuer)?;
+    let profile = CaProfile::new("Keyless Webhook CA", ca_validity);
+    let ca = match existing_ca {
+        Some((cert, key)) => Ca::from_pem(&profile, cert.to_owned(), key)?,
+        None => Ca::generate(&profile)?,
+    };
+    let leaf = ca.issue(
+        &format!("{service}.{namespace}.svc"),
+        &service_dns_names(service, namespace),
+        validity,
+    )?;
     Ok(WebhookCerts {
-        ca_cert_pem,
-        ca_key_pem,
-        cert_pem: cert.pem(),
-        key_pem: leaf_key.serialize_pem(),
+        ca_cert_pem: ca.cert_pem().to_owned(),
+        ca_key_pem: ca.key_pem(),
+        cert_pem: leaf.cert_pem,
+        key_pem: leaf.key_pem,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyless_server::tls::{ServerPem, server_config};
+    use keyless_tls::{ServerPem, server_config};
 
     #[test]
     fn serving_pair_loads_and_ca_is_reused() {

@@ -18,8 +18,8 @@
 //!   mutation, metrics.
 //! - [`kube`]: a small Kubernetes API client (kubeconfig / in-cluster) and the
 //!   ServiceAccount watch cache with a direct-read fallback.
-//! - [`server`], [`tls_reload`], [`metrics`]: the HTTPS endpoint, certificate hot reload,
-//!   health and Prometheus metrics.
+//! - [`server`], [`metrics`]: the HTTPS endpoint (certificate hot reload from
+//!   [`keyless_tls::reload`]), health and Prometheus metrics.
 //! - [`certs`], [`manifests`], [`jwks`]: what the CLI helpers generate.
 #![warn(missing_docs)]
 
@@ -39,7 +39,6 @@ pub mod pod;
 pub mod review;
 pub mod server;
 pub mod service_account;
-pub mod tls_reload;
 pub mod yaml;
 
 pub use config::{CaTrust, MutationConfig, TokenLayout};

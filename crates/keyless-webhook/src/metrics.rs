@@ -2,10 +2,11 @@
 //! atomics, and short locks on maps that only grow with namespaces and fixed reasons.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use keyless_proto::prometheus::{Exposition, MetricType};
 
 /// Upper bounds of the latency histogram, seconds.
 const BUCKETS: [f64; 14] = [
@@ -145,93 +146,88 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut out = Exposition::default();
         let name = "keyless_webhook_mutation_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time to answer an admission review, by namespace and outcome."
+        out.family(
+            name,
+            "Time to answer an admission review, by namespace and outcome.",
+            MetricType::Histogram,
         );
-        let _ = writeln!(out, "# TYPE {name} histogram");
         if let Ok(m) = self.mutations.lock() {
             for ((ns, outcome), h) in m.iter() {
-                let labels = format!(
-                    "namespace=\"{}\",outcome=\"{}\"",
-                    escape(ns),
-                    outcome.as_str()
+                out.histogram(
+                    name,
+                    &[("namespace", ns), ("outcome", outcome.as_str())],
+                    BUCKETS.into_iter().zip(h.buckets),
+                    h.count,
+                    h.sum,
                 );
-                for (bound, count) in BUCKETS.iter().zip(h.buckets) {
-                    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
-                }
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
-                let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
             }
         }
         let name = "keyless_webhook_rejections_total";
-        let _ = writeln!(out, "# HELP {name} Pods refused, by reason.");
-        let _ = writeln!(out, "# TYPE {name} counter");
+        out.family(name, "Pods refused, by reason.", MetricType::Counter);
         if let Ok(r) = self.rejections.lock() {
             for (reason, n) in r.iter() {
-                let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+                out.sample(name, &[("reason", reason)], *n);
             }
         }
         counter(
             &mut out,
             "keyless_webhook_malformed_reviews_total",
             "Request bodies that were not an AdmissionReview (HTTP 400).",
-            &[("", &self.malformed_reviews)],
+            &[(None, &self.malformed_reviews)],
         );
         counter(
             &mut out,
             "keyless_webhook_tls_reloads_total",
             "Certificate reloads after the files changed, by result.",
             &[
-                ("result=\"ok\"", &self.tls_reloads_ok),
-                ("result=\"error\"", &self.tls_reloads_failed),
+                (Some(("result", "ok")), &self.tls_reloads_ok),
+                (Some(("result", "error")), &self.tls_reloads_failed),
             ],
         );
         let name = "keyless_webhook_serviceaccount_cache_entries";
-        let _ = writeln!(out, "# HELP {name} ServiceAccounts in the watch cache.");
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        let _ = writeln!(out, "{name} {}", self.cache_entries.load(Ordering::Relaxed));
+        out.family(
+            name,
+            "ServiceAccounts in the watch cache.",
+            MetricType::Gauge,
+        );
+        out.sample(name, &[], self.cache_entries.load(Ordering::Relaxed));
         counter(
             &mut out,
             "keyless_webhook_serviceaccount_relists_total",
             "Full lists of ServiceAccounts (start, expired watch, errors).",
-            &[("", &self.cache_relists)],
+            &[(None, &self.cache_relists)],
         );
         counter(
             &mut out,
             "keyless_webhook_serviceaccount_direct_reads_total",
             "Direct reads from the API server after a cache miss, by result.",
             &[
-                ("result=\"found\"", &self.direct_found),
-                ("result=\"not_found\"", &self.direct_not_found),
-                ("result=\"error\"", &self.direct_failed),
+                (Some(("result", "found")), &self.direct_found),
+                (Some(("result", "not_found")), &self.direct_not_found),
+                (Some(("result", "error")), &self.direct_failed),
             ],
         );
-        out
+        out.finish()
     }
 }
 
-fn counter(out: &mut String, name: &str, help: &str, series: &[(&str, &AtomicU64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} counter");
-    for (labels, value) in series {
-        let v = value.load(Ordering::Relaxed);
-        if labels.is_empty() {
-            let _ = writeln!(out, "{name} {v}");
-        } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {v}");
-        }
+/// A counter family whose series have at most one label.
+fn counter(
+    out: &mut Exposition,
+    name: &str,
+    help: &str,
+    series: &[(Option<(&str, &str)>, &AtomicU64)],
+) {
+    out.family(name, help, MetricType::Counter);
+    for (label, value) in series {
+        let labels: &[(&str, &str)] = match label {
+            Some(l) => std::slice::from_ref(l),
+            None => &[],
+        };
+        out.sample(name, labels, value.load(Ordering::Relaxed));
     }
-}
-
-/// Escapes a label value.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -263,5 +259,62 @@ mod tests {
                 "keyless_webhook_rejections_total{reason=\"invalid_token_expiration\"} 1"
             )
         );
+    }
+
+    /// The exact text scrapers and dashboards rely on.
+    #[test]
+    fn exposition_is_stable() {
+        let m = Metrics::default();
+        m.record("ns\"1", Outcome::Mutated, Duration::from_millis(3), None);
+        m.tls_reload(true);
+        m.set_cache_entries(2);
+        let h = "keyless_webhook_mutation_duration_seconds";
+        let l = "namespace=\"ns\\\"1\",outcome=\"mutated\"";
+        let mut expected = format!(
+            "# HELP {h} Time to answer an admission review, by namespace and outcome.\n# TYPE {h} histogram\n"
+        );
+        for (le, n) in [
+            ("0.0005", 0),
+            ("0.001", 0),
+            ("0.0025", 0),
+            ("0.005", 1),
+            ("0.01", 1),
+            ("0.025", 1),
+            ("0.05", 1),
+            ("0.1", 1),
+            ("0.25", 1),
+            ("0.5", 1),
+            ("1", 1),
+            ("2.5", 1),
+            ("5", 1),
+            ("10", 1),
+            ("+Inf", 1),
+        ] {
+            expected += &format!("{h}_bucket{{{l},le=\"{le}\"}} {n}\n");
+        }
+        expected += &format!("{h}_sum{{{l}}} 0.003\n{h}_count{{{l}}} 1\n");
+        expected += concat!(
+            "# HELP keyless_webhook_rejections_total Pods refused, by reason.\n",
+            "# TYPE keyless_webhook_rejections_total counter\n",
+            "# HELP keyless_webhook_malformed_reviews_total Request bodies that were not an AdmissionReview (HTTP 400).\n",
+            "# TYPE keyless_webhook_malformed_reviews_total counter\n",
+            "keyless_webhook_malformed_reviews_total 0\n",
+            "# HELP keyless_webhook_tls_reloads_total Certificate reloads after the files changed, by result.\n",
+            "# TYPE keyless_webhook_tls_reloads_total counter\n",
+            "keyless_webhook_tls_reloads_total{result=\"ok\"} 1\n",
+            "keyless_webhook_tls_reloads_total{result=\"error\"} 0\n",
+            "# HELP keyless_webhook_serviceaccount_cache_entries ServiceAccounts in the watch cache.\n",
+            "# TYPE keyless_webhook_serviceaccount_cache_entries gauge\n",
+            "keyless_webhook_serviceaccount_cache_entries 2\n",
+            "# HELP keyless_webhook_serviceaccount_relists_total Full lists of ServiceAccounts (start, expired watch, errors).\n",
+            "# TYPE keyless_webhook_serviceaccount_relists_total counter\n",
+            "keyless_webhook_serviceaccount_relists_total 0\n",
+            "# HELP keyless_webhook_serviceaccount_direct_reads_total Direct reads from the API server after a cache miss, by result.\n",
+            "# TYPE keyless_webhook_serviceaccount_direct_reads_total counter\n",
+            "keyless_webhook_serviceaccount_direct_reads_total{result=\"found\"} 0\n",
+            "keyless_webhook_serviceaccount_direct_reads_total{result=\"not_found\"} 0\n",
+            "keyless_webhook_serviceaccount_direct_reads_total{result=\"error\"} 0\n",
+        );
+        assert_eq!(m.render(), expected);
     }
 }

@@ -22,8 +22,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use axum_server::tls_rustls::RustlsConfig;
+use keyless_tls::reload::{Reload, TlsFiles, spawn_reloader, wait_for_files};
+
 use crate::admission::Admitter;
-use crate::tls_reload::{TlsFiles, spawn_reloader, wait_for_files};
 
 /// Largest review body accepted: etcd stores objects up to 1.5 MiB, and a review carries
 /// one pod (no old object on CREATE) plus a small envelope.
@@ -180,18 +182,23 @@ pub async fn run(
         loaded = wait_for_files(&listeners.tls, listeners.tls_poll) => Some(loaded),
         () = stopped(stop_rx.clone()) => None,
     };
-    let Some((pem, rustls)) = loaded else {
+    let Some((pem, config)) = loaded else {
         let _ = metrics_task.await;
         return Ok(());
     };
     health.set_tls_ready();
-    let reloader = spawn_reloader(
-        listeners.tls.clone(),
-        pem,
-        rustls.clone(),
-        listeners.tls_poll,
-        admitter.metrics.clone(),
-    );
+    let rustls = RustlsConfig::from_config(config);
+    // New connections get a reloaded certificate; open ones keep theirs.
+    let reloader = spawn_reloader(listeners.tls.clone(), pem, listeners.tls_poll, {
+        let (rustls, metrics) = (rustls.clone(), admitter.metrics.clone());
+        move |reload| match reload {
+            Reload::Loaded(config) => {
+                rustls.reload_from_config(config);
+                metrics.tls_reload(true);
+            }
+            Reload::Failed(_) => metrics.tls_reload(false),
+        }
+    });
 
     listeners.webhook.set_nonblocking(true)?;
     let handle = axum_server::Handle::new();

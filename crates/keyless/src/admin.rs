@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use clap::Subcommand;
-use keyless_server::files::write_private;
+use keyless_tls::files::write_private;
 
 use crate::serve::{AdminFile, load_kek, open_store};
 

@@ -6,6 +6,7 @@ mod demo;
 mod dev_cluster;
 mod keys;
 mod keyvault;
+mod logging;
 mod manage;
 mod process;
 mod serve;

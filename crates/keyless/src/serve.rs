@@ -12,23 +12,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::logging::{LogFormat, init_logging};
 use crate::process::{absolute, create_private_dir, shutdown_signal};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use keyless_core::{Keyless, PublicUrl, Settings, SystemClock};
 use keyless_jose::{Alg, Kek};
-use keyless_server::files::write_private;
 use keyless_store_sql::sqlite::SqliteStore;
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable lines.
-    Text,
-}
+use keyless_tls::files::write_private;
 
 /// Options of `keyless serve`.
 #[derive(Debug, Args)]
@@ -108,18 +100,6 @@ fn parse_alg(s: &str) -> Result<Alg, String> {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYLESS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
 /// The key-encryption key: `KEYLESS_KEK` (base64 of 32 bytes) or `{data}/kek`,
 /// generated on first start.
 pub(crate) fn load_kek(data_dir: &Path) -> Result<Kek> {
@@ -154,7 +134,7 @@ pub(crate) struct AdminFile {
 
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> Result<()> {
-    init_logging(args.log_format);
+    init_logging(args.log_format, "info,tower_http=warn,sqlx=warn");
     if args.public_host.is_empty() || args.public_host.contains(['/', ':', ' ']) {
         bail!(
             "--public-host '{}' must be a bare host name",
@@ -189,13 +169,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
     };
     let (pem, ca_file) = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => (keyless_server::tls::load_files(cert, key)?, None),
+        (Some(cert), Some(key)) => (keyless_tls::load_files(cert, key)?, None),
         _ => {
             let (pem, ca) = keyless_server::tls::ensure_generated(&args.data_dir, &public.host)?;
             (pem, Some(ca))
         }
     };
-    let tls = keyless_server::tls::server_config(&pem)?;
+    let tls = keyless_tls::server_config(&pem)?;
     drop(lock);
 
     let store = open_store(args.database_url.as_deref(), &args.data_dir).await?;

@@ -29,7 +29,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use keyless_core::{Clock, SystemClock};
 
-use crate::serve::LogFormat;
+use crate::logging::{LogFormat, init_logging};
 use cluster::DevCluster;
 use issuer::{DEFAULT_AUDIENCE, MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION, TokenRequest};
 use projector::Projector;
@@ -193,18 +193,6 @@ fn run_mint(args: MintArgs) -> Result<()> {
     Ok(())
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYLESS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
 /// `""` for none, else `/a/b`: no trailing slash, no empty, `.` or `..` segments, and
 /// only unreserved URL characters (so the URL needs no escaping and routes cleanly).
 fn normalise_issuer_path(path: Option<&str>) -> Result<String> {
@@ -243,7 +231,7 @@ fn issuer_url(host: &str, port: u16, path: &str) -> String {
 }
 
 async fn run_server(args: ServerArgs) -> Result<()> {
-    init_logging(args.log_format);
+    init_logging(args.log_format, "info,tower_http=warn");
     if args.public_host.is_empty() || args.public_host.contains(['/', ':', ' ']) {
         bail!(
             "--public-host '{}' must be a bare host name",
@@ -267,7 +255,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let url = issuer_url(&args.public_host, local.port(), &issuer_path);
 
     let (pem, ca_file) = keyless_server::tls::ensure_generated(&args.data_dir, &args.public_host)?;
-    let tls = keyless_server::tls::server_config(&pem)?;
+    let tls = keyless_tls::server_config(&pem)?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cluster = Arc::new(DevCluster::open(

@@ -130,7 +130,7 @@ fn write_token(path: &Path, token: &str) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating directory {}", dir.display()))?;
     }
-    keyless_server::files::write_private(path, token.as_bytes())
+    keyless_tls::files::write_private(path, token.as_bytes())
         .with_context(|| format!("writing token file {}", path.display()))
 }
 

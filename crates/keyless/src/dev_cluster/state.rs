@@ -137,7 +137,7 @@ pub fn save_parts(
     };
     let path = path(dir);
     let json = serde_json::to_vec_pretty(&file)?;
-    keyless_server::files::write_private(&path, &json)
+    keyless_tls::files::write_private(&path, &json)
         .with_context(|| format!("writing {}", path.display()))
 }
 

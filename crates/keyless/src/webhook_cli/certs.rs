@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use keyless_server::files::{write_private, write_public};
+use keyless_tls::files::{write_private, write_public};
 use keyless_webhook::certs::generate;
 use keyless_webhook::manifests::{
     DEFAULT_NAMESPACE, DEFAULT_SERVICE, WebhookLocation, mutating_webhook_configuration, tls_secret,

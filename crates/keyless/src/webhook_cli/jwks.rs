@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use keyless_jose::JwkSet;
-use keyless_server::files::write_public;
+use keyless_tls::files::write_public;
 
 /// Options of `keyless jwks`.
 #[derive(Debug, Args)]

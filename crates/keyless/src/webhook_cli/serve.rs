@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use keyless_tls::reload::TlsFiles;
 use keyless_webhook::admission::{Admitter, Selection};
 use keyless_webhook::kube::{ApiClient, CacheOptions, ClusterConfig, ServiceAccountCache};
 use keyless_webhook::metrics::Metrics;
 use keyless_webhook::server::{Listeners, run as run_server};
-use keyless_webhook::tls_reload::TlsFiles;
 use keyless_webhook::{CaTrust, MutationConfig, TokenLayout};
 
+use crate::logging::{LogFormat, init_logging};
 use crate::process::shutdown_signal;
-use crate::serve::LogFormat;
 
 /// Token file layouts.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -108,18 +108,6 @@ pub struct ServeArgs {
     log_format: LogFormat,
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYLESS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
 fn mutation_config(args: &ServeArgs) -> Result<MutationConfig> {
     let tenant_id = args.tenant_id.as_deref().unwrap_or_default().trim();
     if tenant_id.is_empty() {
@@ -164,7 +152,7 @@ fn mutation_config(args: &ServeArgs) -> Result<MutationConfig> {
 
 /// Runs the webhook until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> Result<()> {
-    init_logging(args.log_format);
+    init_logging(args.log_format, "info,tower_http=warn");
     let config = mutation_config(&args)?;
     let tls = match (&args.cert_dir, &args.tls_cert_file, &args.tls_key_file) {
         (Some(dir), _, _) => TlsFiles::in_dir(dir),
