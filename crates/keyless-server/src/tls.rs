@@ -8,11 +8,14 @@ use keyless_tls::{ServerPem, TlsError};
 
 /// The names the generated server certificate covers.
 pub fn server_names(public_host: &str) -> Vec<String> {
-    let mut names = vec![
-        public_host.to_string(),
-        format!("*.vault.{public_host}"),
-        format!("vault.{public_host}"),
-    ];
+    let mut names = vec![public_host.to_string()];
+    // Vault hosts are DNS names below the public host; under an IP address there are
+    // none (`vault.10.0.0.1` is no host name, and a certificate naming it would not
+    // pass a name-constrained CA).
+    if public_host.parse::<std::net::IpAddr>().is_err() {
+        names.push(format!("*.vault.{public_host}"));
+        names.push(format!("vault.{public_host}"));
+    }
     for extra in [
         "localhost",
         "*.vault.localhost",

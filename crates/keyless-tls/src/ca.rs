@@ -21,6 +21,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::config::ServerPem;
 use crate::error::TlsError;
+use crate::name_scope::NameScope;
 
 /// When a certificate is valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,15 +50,24 @@ pub struct CaProfile {
     pub common_name: String,
     /// Validity of the CA certificate.
     pub validity: Validity,
+    /// Name constraints: the only names the CA may vouch for (`None`: unconstrained).
+    pub scope: Option<NameScope>,
 }
 
 impl CaProfile {
-    /// A profile with this common name and validity.
+    /// A profile with this common name and validity, without name constraints.
     pub fn new(common_name: impl Into<String>, validity: Validity) -> CaProfile {
         CaProfile {
             common_name: common_name.into(),
             validity,
+            scope: None,
         }
+    }
+
+    /// The same profile, constrained to `scope` (critical name constraints).
+    pub fn constrained_to(mut self, scope: NameScope) -> CaProfile {
+        self.scope = Some(scope);
+        self
     }
 
     fn params(&self) -> Result<CertificateParams, TlsError> {
@@ -75,6 +85,7 @@ impl CaProfile {
         ];
         p.not_before = self.validity.not_before;
         p.not_after = self.validity.not_after;
+        p.name_constraints = self.scope.as_ref().map(NameScope::to_rcgen);
         Ok(p)
     }
 }
@@ -184,6 +195,37 @@ impl IssuedCert {
     }
 }
 
+/// Client-side verification for the tests of this crate.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+    /// Verifies the PEM leaf `leaf` for `name` against the PEM CA `ca` as a TLS client.
+    pub(crate) fn verify_pem(ca: &[u8], leaf: &[u8], name: &str) -> Result<(), rustls::Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(
+                CertificateDer::from_pem_slice(ca)
+                    .map_err(|e| rustls::Error::General(e.to_string()))?,
+            )
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let end_entity = CertificateDer::from_pem_slice(leaf)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let name = ServerName::try_from(name.to_owned())
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        verifier
+            .verify_server_cert(&end_entity, &[], &name, &[], UnixTime::now())
+            .map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +308,48 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, TlsError::Name(_)), "{err}");
+    }
+
+    #[test]
+    fn a_constrained_ca_cannot_vouch_for_names_outside_its_scope() {
+        let scope = NameScope::for_names(&["keyless.example".to_owned(), "10.1.2.3".to_owned()]);
+        let ca = Ca::generate(&profile().constrained_to(scope)).unwrap();
+        let inside = ca
+            .issue(
+                "keyless.example",
+                &[
+                    "keyless.example".to_owned(),
+                    "*.vault.keyless.example".to_owned(),
+                    "127.0.0.1".to_owned(),
+                    "10.1.2.3".to_owned(),
+                ],
+                Validity::days_from_now(1),
+            )
+            .unwrap();
+        for ok in [
+            "keyless.example",
+            "v1.vault.keyless.example",
+            "127.0.0.1",
+            "10.1.2.3",
+        ] {
+            verify(ca.cert_pem(), &inside, ok).expect(ok);
+        }
+        // What a thief with the CA key would issue: refused by a client, by DNS name
+        // and by IP address alike.
+        for (name, host) in [
+            ("login.microsoftonline.com", "login.microsoftonline.com"),
+            ("keyless.example.evil.test", "keyless.example.evil.test"),
+            ("8.8.8.8", "8.8.8.8"),
+            ("10.1.2.4", "10.1.2.4"),
+        ] {
+            let forged = ca
+                .issue(name, &[name.to_owned()], Validity::days_from_now(1))
+                .unwrap();
+            assert!(
+                verify(ca.cert_pem(), &forged, host).is_err(),
+                "a constrained CA vouched for {host}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`reload`]: certificate and key files polled for changes, with the new
 //!   configuration handed to the caller.
 //! - [`files`]: secret and public files written atomically with fixed modes.
+//! - [`name_scope`]: the name constraints of a generated CA.
 #![warn(missing_docs)]
 
 pub mod ca;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod local_ca;
+pub mod name_scope;
 pub mod reload;
 
 pub use config::{ServerPem, load_files, server_config};

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::logging::{LogFormat, init_logging};
-use crate::process::{absolute, create_private_dir, shutdown_signal};
+use crate::process::{absolute, private_data_dir, shutdown_signal};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use clap::Args;
@@ -141,7 +141,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             args.public_host
         );
     }
-    create_private_dir(&args.data_dir)?;
+    private_data_dir(&args.data_dir)?;
     // Replicas may share one data directory and start at the same instant: whoever
     // creates the key-encryption key and the TLS material does it under this lock, the
     // others then read what it wrote (never two different KEKs or a mixed key pair).

@@ -8,6 +8,7 @@
 //! queries live in one module per aggregate.
 
 mod credentials;
+mod files;
 mod identities;
 mod issuers;
 mod keys;
@@ -45,7 +46,11 @@ impl SqliteStore {
 
     async fn connect(url: &str) -> Result<Self> {
         let in_memory = url.contains(":memory:");
-        let opts = SqliteConnectOptions::from_str(url)?
+        let parsed = SqliteConnectOptions::from_str(url)?;
+        if !in_memory {
+            files::prepare(parsed.get_filename())?;
+        }
+        let opts = parsed
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::process::{absolute, create_private_dir, shutdown_signal};
+use crate::process::{absolute, private_data_dir, shutdown_signal};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use keyless_core::{Clock, SystemClock};
@@ -165,7 +165,7 @@ fn run_mint(args: MintArgs) -> Result<()> {
         Some(stored) => stored,
         // Only create a key when the token can be issued, so a mistake leaves no trace.
         None if args.issuer.is_some() => {
-            create_private_dir(&args.data_dir)?;
+            private_data_dir(&args.data_dir)?;
             cluster::load_or_create(&args.data_dir, now)?
         }
         None => bail!(
@@ -247,7 +247,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         expiration_seconds: args.token_expiration,
     };
     let mut projector = Projector::new(&args.token_files, token_request)?;
-    create_private_dir(&args.data_dir)?;
+    private_data_dir(&args.data_dir)?;
 
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
