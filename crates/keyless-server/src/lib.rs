@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod arm;
+pub mod bearer;
 pub mod errors;
 pub mod issuer_fetch;
 pub mod router;

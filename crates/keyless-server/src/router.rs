@@ -23,8 +23,11 @@ pub struct AppState {
 /// Builds the router for `keyless serve`.
 pub fn build_router(state: AppState) -> Router {
     let sts = Router::new()
-        .route("/{tenant}/oauth2/v2.0/token", post(sts::token::token_v2))
-        .route("/{tenant}/oauth2/token", post(sts::token::token_v1))
+        .route(
+            "/{tenant}/oauth2/v2.0/token",
+            post(sts::token::token::<true>),
+        )
+        .route("/{tenant}/oauth2/token", post(sts::token::token::<false>))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(sts::discovery::openid_configuration_v2),

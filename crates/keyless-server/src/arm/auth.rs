@@ -18,28 +18,18 @@ pub fn authenticate(keyless: &Keyless, headers: &HeaderMap) -> Result<Caller, Ar
         e.challenge = Some(challenge.clone());
         e
     };
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    if !headers.contains_key(header::AUTHORIZATION) {
         return Err(fail(
             "AuthenticationFailed",
             "Authentication failed. The 'Authorization' header is missing.".into(),
         ));
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            fail(
-                "AuthenticationFailed",
-                "Authentication failed. The 'Authorization' header must be 'Bearer <token>'."
-                    .into(),
-            )
-        })?;
+    }
+    let token = crate::bearer::bearer_token(headers).ok_or_else(|| {
+        fail(
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header must be 'Bearer <token>'.".into(),
+        )
+    })?;
     keyless
         .authenticate(token, &public.resource_manager())
         .map_err(|r| {

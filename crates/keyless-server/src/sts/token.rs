@@ -145,26 +145,16 @@ async fn answer(
     resp
 }
 
-/// v2 token endpoint.
-pub async fn token_v2(
+/// The token endpoints: `/{tenant}/oauth2/v2.0/token` and `/{tenant}/oauth2/token`.
+pub async fn token<const V2: bool>(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(&state, &tenant, Some(peer), &headers, &body, Endpoint::V2).await
-}
-
-/// v1 token endpoint.
-pub async fn token_v1(
-    State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(&state, &tenant, Some(peer), &headers, &body, Endpoint::V1).await
+    let endpoint = if V2 { Endpoint::V2 } else { Endpoint::V1 };
+    answer(&state, &tenant, Some(peer), &headers, &body, endpoint).await
 }
 
 #[cfg(test)]

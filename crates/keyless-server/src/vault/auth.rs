@@ -35,22 +35,14 @@ pub(super) fn authenticate(
     tenant: &str,
     headers: &HeaderMap,
 ) -> Result<Caller, Box<Response>> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    if !headers.contains_key(header::AUTHORIZATION) {
         return Err(Box::new(challenge(
             state,
             tenant,
             "AKV10000: Request is missing a Bearer or PoP token.",
         )));
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .unwrap_or_default();
+    }
+    let token = crate::bearer::bearer_token(headers).unwrap_or_default();
     let k = &state.keyless;
     k.authenticate(token, &k.settings().public.vault_resource())
         .map_err(|r| Box::new(challenge(state, tenant, &format!("AKV10022: {r}"))))
