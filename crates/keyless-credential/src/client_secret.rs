@@ -6,8 +6,6 @@ use std::sync::Arc;
 use crate::engine::{ClientAuth, Engine};
 use crate::error::Error;
 use crate::options::CredentialOptions;
-use crate::token::AccessToken;
-use crate::{BoxFuture, TokenCredential};
 
 /// A service principal signing in with its client secret (`client_credentials` with
 /// `client_secret`) — for example Keyless' bootstrap admin from `admin.json`.
@@ -62,27 +60,6 @@ impl ClientSecretCredential {
             engine: Arc::new(engine),
         })
     }
-
-    /// An access token for `scope` (`{resource}/.default`): from the cache while fresh,
-    /// else from the token service.
-    pub async fn get_token(&self, scope: &str) -> Result<AccessToken, Error> {
-        self.engine.get_token(scope).await
-    }
-
-    /// The tenant id in use.
-    pub fn tenant_id(&self) -> &str {
-        self.engine.tenant_id()
-    }
-
-    /// The client id in use.
-    pub fn client_id(&self) -> &str {
-        self.engine.client_id()
-    }
-
-    /// The token endpoint requests go to.
-    pub fn token_endpoint(&self) -> &str {
-        self.engine.token_endpoint().as_str()
-    }
 }
 
 impl fmt::Debug for ClientSecretCredential {
@@ -96,11 +73,7 @@ impl fmt::Debug for ClientSecretCredential {
     }
 }
 
-impl TokenCredential for ClientSecretCredential {
-    fn get_token<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.engine.get_token(scope))
-    }
-}
+crate::engine::engine_credential!(ClientSecretCredential);
 
 #[cfg(test)]
 mod tests {

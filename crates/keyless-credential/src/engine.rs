@@ -221,6 +221,47 @@ pub(crate) async fn read_token_file(path: &Path) -> Result<String, Error> {
     Ok(token.to_owned())
 }
 
+/// The surface every credential shares with the engine it wraps (a field `engine:
+/// Arc<Engine>`): `get_token`, `tenant_id`, `client_id`, `token_endpoint` and the
+/// [`TokenCredential`](crate::TokenCredential) impl.
+macro_rules! engine_credential {
+    ($credential:ident) => {
+        impl $credential {
+            /// An access token for `scope` (`{resource}/.default`): from the cache while
+            /// fresh, else from the token service.
+            pub async fn get_token(&self, scope: &str) -> Result<crate::AccessToken, crate::Error> {
+                self.engine.get_token(scope).await
+            }
+
+            /// The tenant id in use.
+            pub fn tenant_id(&self) -> &str {
+                self.engine.tenant_id()
+            }
+
+            /// The client id in use.
+            pub fn client_id(&self) -> &str {
+                self.engine.client_id()
+            }
+
+            /// The token endpoint requests go to.
+            pub fn token_endpoint(&self) -> &str {
+                self.engine.token_endpoint().as_str()
+            }
+        }
+
+        impl crate::TokenCredential for $credential {
+            fn get_token<'a>(
+                &'a self,
+                scope: &'a str,
+            ) -> crate::BoxFuture<'a, Result<crate::AccessToken, crate::Error>> {
+                Box::pin(self.engine.get_token(scope))
+            }
+        }
+    };
+}
+
+pub(crate) use engine_credential;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,6 @@ use crate::authority::{ENV_CLIENT_ID, ENV_FEDERATED_TOKEN_FILE, ENV_TENANT_ID};
 use crate::engine::{ClientAuth, Engine};
 use crate::error::Error;
 use crate::options::CredentialOptions;
-use crate::token::AccessToken;
-use crate::{BoxFuture, TokenCredential};
 
 const NAME: &str = "WorkloadIdentityCredential";
 
@@ -154,30 +152,9 @@ impl WorkloadIdentityCredential {
         })
     }
 
-    /// An access token for `scope` (`{resource}/.default`): from the cache while fresh,
-    /// else from the token service.
-    pub async fn get_token(&self, scope: &str) -> Result<AccessToken, Error> {
-        self.engine.get_token(scope).await
-    }
-
-    /// The tenant id in use.
-    pub fn tenant_id(&self) -> &str {
-        self.engine.tenant_id()
-    }
-
-    /// The client id in use.
-    pub fn client_id(&self) -> &str {
-        self.engine.client_id()
-    }
-
     /// The token file read at each token request.
     pub fn token_file_path(&self) -> &Path {
         self.engine.token_file().unwrap_or_else(|| Path::new(""))
-    }
-
-    /// The token endpoint requests go to.
-    pub fn token_endpoint(&self) -> &str {
-        self.engine.token_endpoint().as_str()
     }
 }
 
@@ -192,11 +169,7 @@ impl fmt::Debug for WorkloadIdentityCredential {
     }
 }
 
-impl TokenCredential for WorkloadIdentityCredential {
-    fn get_token<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(self.engine.get_token(scope))
-    }
-}
+crate::engine::engine_credential!(WorkloadIdentityCredential);
 
 #[cfg(test)]
 mod tests {
