@@ -1,14 +1,19 @@
 //! ARM resource ids and scopes. Ids keep the caller's casing but compare
-//! case-insensitively, segment by segment.
+//! case-insensitively, segment by segment. Scopes of role assignments are canonical
+//! ([`keyless_store::scope`], `docs/design/scopes.md`) before they are stored or
+//! compared: [`CanonicalScope`] is the only way the role API reads one.
+
+use keyless_store::scope;
+pub use keyless_store::scope::ScopeError;
 
 /// `/subscriptions/{s}`.
 pub fn subscription_id(sub: &str) -> String {
     format!("/subscriptions/{sub}")
 }
 
-/// `/subscriptions/{s}/resourceGroups/{rg}`.
+/// `/subscriptions/{s}/resourceGroups/{rg}` (canonical).
 pub fn resource_group_id(sub: &str, rg: &str) -> String {
-    format!("/subscriptions/{sub}/resourceGroups/{rg}")
+    scope::resource_group(sub, rg)
 }
 
 /// The resource id of a user-assigned identity.
@@ -44,30 +49,21 @@ pub fn role_assignment_id(scope: &str, name: &str) -> String {
     )
 }
 
-fn segments(scope: &str) -> impl Iterator<Item = &str> {
-    scope.split('/').filter(|s| !s.is_empty())
-}
-
-/// Whether `ancestor` is `target` or one of its parents (`/` contains everything).
+/// Whether `ancestor` is `target` or one of its parents (`/` contains everything), by
+/// segment and ignoring ASCII case ([`keyless_store::scope::contains`], the comparison
+/// the stores' cascades use too).
 pub fn scope_contains(ancestor: &str, target: &str) -> bool {
-    let mut t = segments(target);
-    for a in segments(ancestor) {
-        match t.next() {
-            Some(seg) if seg.eq_ignore_ascii_case(a) => {}
-            _ => return false,
-        }
-    }
-    true
+    scope::contains(ancestor, target)
 }
 
 /// Whether two ids name the same resource.
 pub fn same_id(a: &str, b: &str) -> bool {
-    segments(a).count() == segments(b).count() && scope_contains(a, b)
+    scope::same(a, b)
 }
 
 /// The subscription GUID a scope lies in, if any (lowercased).
 pub fn subscription_of(scope: &str) -> Option<String> {
-    let mut s = segments(scope);
+    let mut s = scope::segments(scope);
     match (s.next(), s.next()) {
         (Some(k), Some(id)) if k.eq_ignore_ascii_case("subscriptions") => {
             crate::names::parse_guid(id)
@@ -105,35 +101,36 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// Parses a scope; `None` when it is not one of the shapes above.
+    /// Parses a scope string; `None` when it is not one of the shapes above. The
+    /// string is split on `/`, so it cannot carry a slash inside a segment; a scope
+    /// from a request path goes through [`CanonicalScope::from_segments`] instead.
     pub fn parse(scope: &str) -> Option<Scope> {
-        let segs: Vec<&str> = segments(scope).collect();
-        match segs.as_slice() {
+        CanonicalScope::parse(scope).map(|c| c.shape)
+    }
+
+    /// The shape of canonical segments (see [`keyless_store::scope::canonical`]).
+    fn of_canonical(segs: &[&str]) -> Option<Scope> {
+        match segs {
             [] => Some(Scope::Root),
-            [s, id] if s.eq_ignore_ascii_case("subscriptions") => Some(Scope::Subscription {
+            ["subscriptions", id] => Some(Scope::Subscription {
                 subscription: crate::names::parse_guid(id)?,
             }),
-            [s, id, r, g]
-                if s.eq_ignore_ascii_case("subscriptions")
-                    && r.eq_ignore_ascii_case("resourceGroups") =>
-            {
-                Some(Scope::ResourceGroup {
-                    subscription: crate::names::parse_guid(id)?,
-                    group: (*g).to_string(),
-                })
-            }
-            [s, id, r, g, p, rest @ ..]
-                if s.eq_ignore_ascii_case("subscriptions")
-                    && r.eq_ignore_ascii_case("resourceGroups")
-                    && p.eq_ignore_ascii_case("providers")
-                    && rest.len() >= 3 =>
-            {
-                Some(Scope::Resource {
-                    subscription: crate::names::parse_guid(id)?,
-                    group: (*g).to_string(),
-                    path: rest.join("/"),
-                })
-            }
+            ["subscriptions", id, "resourceGroups", g] => Some(Scope::ResourceGroup {
+                subscription: crate::names::parse_guid(id)?,
+                group: (*g).to_string(),
+            }),
+            [
+                "subscriptions",
+                id,
+                "resourceGroups",
+                g,
+                "providers",
+                rest @ ..,
+            ] if rest.len() >= 3 => Some(Scope::Resource {
+                subscription: crate::names::parse_guid(id)?,
+                group: (*g).to_string(),
+                path: rest.join("/"),
+            }),
             _ => None,
         }
     }
@@ -146,6 +143,53 @@ impl Scope {
             | Scope::ResourceGroup { subscription, .. }
             | Scope::Resource { subscription, .. } => Some(subscription),
         }
+    }
+}
+
+/// A role-assignment scope in canonical form, with its shape. Built only through
+/// [`keyless_store::scope::canonical`], so every scope the role API stores or compares
+/// is spelled one way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalScope {
+    id: String,
+    shape: Scope,
+}
+
+/// Why a request's scope was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidScope {
+    /// A segment held a `/` (see [`ScopeError::SlashInSegment`]).
+    #[error(transparent)]
+    Segment(#[from] ScopeError),
+    /// The segments are not the root, a subscription, a group or a resource in a group.
+    #[error("the scope '{0}' is not the root, a subscription, a resource group or a resource")]
+    Shape(String),
+}
+
+impl CanonicalScope {
+    /// The scope made of decoded path `segments` (empty ones skipped).
+    pub fn from_segments<'a>(
+        segments: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, InvalidScope> {
+        let id = scope::canonical(segments)?;
+        let segs: Vec<&str> = scope::segments(&id).collect();
+        let shape = Scope::of_canonical(&segs).ok_or_else(|| InvalidScope::Shape(id.clone()))?;
+        Ok(Self { id, shape })
+    }
+
+    /// The scope spelled by `scope` (split on `/`); `None` when it is not a scope.
+    pub fn parse(scope: &str) -> Option<Self> {
+        Self::from_segments(scope.split('/')).ok()
+    }
+
+    /// The canonical id, e.g. `/subscriptions/{s}/resourceGroups/{g}`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// What the scope is.
+    pub fn shape(&self) -> &Scope {
+        &self.shape
     }
 }
 

@@ -14,6 +14,7 @@ mod fixtures;
 mod identities;
 mod keys;
 mod rbac;
+mod scopes;
 mod signins;
 mod vaults;
 
@@ -21,6 +22,7 @@ pub use credentials::*;
 pub use identities::*;
 pub use keys::*;
 pub use rbac::*;
+pub use scopes::*;
 pub use signins::*;
 pub use vaults::*;
 
@@ -66,6 +68,10 @@ macro_rules! conformance_tests {
             role_assignment_delete_returns_the_row_once
             role_assignments_are_listed_in_creation_order
             deleting_a_group_cascades
+            deleting_rg1_leaves_rg10_assignments
+            deleting_an_identity_removes_assignments_on_it
+            deleting_a_vault_removes_assignments_on_it
+            scope_cascade_ignores_case_and_empty_segments
             signing_key_retirement_and_expiry
             trusted_issuer_registration
             trusted_issuers_are_listed_by_tenant_and_name

@@ -10,6 +10,7 @@
 pub mod conformance;
 mod error;
 mod records;
+pub mod scope;
 mod store;
 
 pub use error::{DatabaseError, StoreError};

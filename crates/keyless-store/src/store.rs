@@ -51,8 +51,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         subscription_id: &str,
     ) -> Result<Vec<ResourceGroupRecord>, StoreError>;
-    /// Deletes a resource group with every identity and credential in it and every
-    /// role assignment at or below its scope. Returns false if it did not exist.
+    /// Deletes a resource group with every identity, credential and vault in it, every
+    /// role assignment at or below its scope and every one naming one of its
+    /// identities, in one transaction. "At or below" is
+    /// [`scope::contains`](crate::scope::contains): by segment, ignoring ASCII case,
+    /// never a string prefix (`rg1` leaves `rg10`'s assignments). Returns false if it
+    /// did not exist.
     async fn delete_resource_group(
         &self,
         subscription_id: &str,
@@ -81,7 +85,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<IdentityRecord>, StoreError>;
     /// Every identity (for the in-memory view).
     async fn all_identities(&self) -> Result<Vec<IdentityRecord>, StoreError>;
-    /// Deletes an identity, its credentials and the role assignments naming it.
+    /// Deletes an identity, its credentials, the role assignments naming it and those
+    /// at or below its scope ([`scope::identity`](crate::scope::identity), compared as
+    /// for [`Store::delete_resource_group`]), in one transaction.
     async fn delete_identity(
         &self,
         subscription_id: &str,
@@ -130,8 +136,10 @@ pub trait Store: Send + Sync + 'static {
     /// Every service principal.
     async fn all_service_principals(&self) -> Result<Vec<ServicePrincipalRecord>, StoreError>;
 
-    /// Creates a role assignment. [`StoreError::Conflict`] when the name is taken or
-    /// the same principal already holds the same role at the same scope.
+    /// Creates a role assignment. The domain gives its scope in canonical form
+    /// ([`scope::canonical`](crate::scope::canonical)); the store keeps it as given.
+    /// [`StoreError::Conflict`] when the name is taken or the same principal already
+    /// holds the same role at the same scope.
     async fn insert_role_assignment(&self, ra: &RoleAssignmentRecord) -> Result<(), StoreError>;
     /// Every role assignment.
     async fn all_role_assignments(&self) -> Result<Vec<RoleAssignmentRecord>, StoreError>;
@@ -177,7 +185,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_vault(&self, name: &str) -> Result<Option<VaultRecord>, StoreError>;
     /// Every vault.
     async fn all_vaults(&self) -> Result<Vec<VaultRecord>, StoreError>;
-    /// Deletes a vault and its secrets.
+    /// Deletes a vault, its secrets and the role assignments at or below its scope
+    /// ([`scope::vault`](crate::scope::vault), compared as for
+    /// [`Store::delete_resource_group`]), in one transaction.
     async fn delete_vault(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Adds a new version of a secret (creating the secret). [`StoreError::Conflict`]

@@ -3,9 +3,9 @@
 use keyless_proto::arm::RoleAssignmentPutProperties;
 use keyless_store::RoleAssignmentRecord;
 
-use super::{group_not_found, subscription_not_found};
+use super::group_not_found;
 use crate::error::ManagementError;
-use crate::ids::{Scope, scope_contains};
+use crate::ids::{CanonicalScope, InvalidScope, Scope, ScopeError, same_id, scope_contains};
 use crate::keyless::Keyless;
 use crate::names::{parse_guid, printable};
 use crate::rbac::{BUILTIN_ROLES, RoleDefinition, builtin_role};
@@ -112,17 +112,41 @@ impl RoleAssignmentInput {
     }
 }
 
-impl Keyless {
-    /// Parses a scope and checks it lies in the caller's tenant and exists.
-    async fn checked_scope(&self, caller: &Caller, scope: &str) -> Result<Scope, ManagementError> {
-        let parsed = Scope::parse(scope).ok_or_else(|| {
-            bad("InvalidScope", format!("The scope '{}' is not valid: use '/', /subscriptions/{{id}}, a resource group or a resource id.", printable(scope)))
-        })?;
-        if let Some(sub) = parsed.subscription()
-            && self.snapshot().subscription_tenant(sub) != Some(caller.tenant_id.as_str())
-        {
-            return Err(subscription_not_found(sub));
+/// The 400 for a scope the role API cannot take.
+impl From<InvalidScope> for ManagementError {
+    fn from(e: InvalidScope) -> Self {
+        match e {
+            InvalidScope::Segment(ScopeError::SlashInSegment(seg)) => bad(
+                "InvalidRoleAssignmentScope",
+                format!(
+                    "The scope segment '{}' contains '/' (an encoded %2F). Scope segments are names; give the scope as /subscriptions/{{id}}/resourceGroups/{{name}}/... without encoded slashes.",
+                    printable(&seg)
+                ),
+            ),
+            InvalidScope::Shape(scope) => bad(
+                "InvalidScope",
+                format!(
+                    "The scope '{}' is not valid: use '/', /subscriptions/{{id}}, a resource group or a resource id.",
+                    printable(&scope)
+                ),
+            ),
         }
+    }
+}
+
+impl Keyless {
+    /// Canonicalises a scope, then checks the caller may perform `action` there, and
+    /// only then that the scope exists: a caller without the right gets 403 whether or
+    /// not the group exists, so it cannot probe for names. (A subscription of another
+    /// tenant stays 404, from [`Keyless::authorize`].)
+    async fn checked_scope(
+        &self,
+        caller: &Caller,
+        scope: &str,
+        action: &str,
+    ) -> Result<CanonicalScope, ManagementError> {
+        let parsed = CanonicalScope::from_segments(scope.split('/'))?;
+        self.authorize(caller, parsed.id(), action)?;
         if let Scope::ResourceGroup {
             subscription,
             group,
@@ -131,7 +155,7 @@ impl Keyless {
             subscription,
             group,
             ..
-        } = &parsed
+        } = parsed.shape()
             && self
                 .snapshot()
                 .resource_group(subscription, group)
@@ -149,8 +173,7 @@ impl Keyless {
         scope: &str,
         role_name: Option<&str>,
     ) -> Result<Vec<&'static RoleDefinition>, ManagementError> {
-        self.checked_scope(caller, scope).await?;
-        self.authorize(caller, scope, DEFINITION_READ)?;
+        self.checked_scope(caller, scope, DEFINITION_READ).await?;
         Ok(BUILTIN_ROLES
             .iter()
             .filter(|r| role_name.is_none_or(|n| r.name.eq_ignore_ascii_case(n)))
@@ -164,8 +187,7 @@ impl Keyless {
         scope: &str,
         id: &str,
     ) -> Result<&'static RoleDefinition, ManagementError> {
-        self.checked_scope(caller, scope).await?;
-        self.authorize(caller, scope, DEFINITION_READ)?;
+        self.checked_scope(caller, scope, DEFINITION_READ).await?;
         parse_guid(id)
             .and_then(|g| builtin_role(&g))
             .ok_or_else(|| {
@@ -193,8 +215,7 @@ impl Keyless {
                 ),
             )
         })?;
-        self.checked_scope(caller, scope).await?;
-        self.authorize(caller, scope, ASSIGN_WRITE)?;
+        let scope = self.checked_scope(caller, scope, ASSIGN_WRITE).await?;
         let snap = self.snapshot();
         let principal_known =
             snap.identities_by_client
@@ -214,7 +235,7 @@ impl Keyless {
         }
         if let Some(existing) = snap.assignments.iter().find(|a| a.name == name) {
             let same = existing.principal_id == input.principal_id
-                && crate::ids::same_id(&existing.scope, scope)
+                && same_id(&existing.scope, scope.id())
                 && existing
                     .role_definition_id
                     .to_ascii_lowercase()
@@ -228,16 +249,14 @@ impl Keyless {
                 "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
             ));
         }
-        let sub = Scope::parse(scope).and_then(|s| s.subscription().map(str::to_string));
         let rec = RoleAssignmentRecord {
             name,
             tenant_id: caller.tenant_id.clone(),
-            scope: if scope.is_empty() {
-                "/".into()
-            } else {
-                scope.to_string()
-            },
-            role_definition_id: crate::ids::role_definition_id(sub.as_deref(), input.role.id),
+            scope: scope.id().to_string(),
+            role_definition_id: crate::ids::role_definition_id(
+                scope.shape().subscription(),
+                input.role.id,
+            ),
             principal_id: input.principal_id,
             principal_type: input.principal_type,
             description: input.description,
@@ -265,8 +284,8 @@ impl Keyless {
         principal: Option<&str>,
         at_scope_only: bool,
     ) -> Result<Vec<RoleAssignmentRecord>, ManagementError> {
-        self.checked_scope(caller, scope).await?;
-        self.authorize(caller, scope, ASSIGN_READ)?;
+        let scope = self.checked_scope(caller, scope, ASSIGN_READ).await?;
+        let scope = scope.id();
         let principal = principal.map(str::to_ascii_lowercase);
         Ok(self
             .snapshot()
@@ -289,15 +308,14 @@ impl Keyless {
         scope: &str,
         name: &str,
     ) -> Result<RoleAssignmentRecord, ManagementError> {
-        self.checked_scope(caller, scope).await?;
-        self.authorize(caller, scope, ASSIGN_READ)?;
+        let scope = self.checked_scope(caller, scope, ASSIGN_READ).await?;
         self.snapshot()
             .assignments
             .iter()
             .find(|a| {
                 a.tenant_id == caller.tenant_id
                     && a.name.eq_ignore_ascii_case(name)
-                    && crate::ids::same_id(&a.scope, scope)
+                    && same_id(&a.scope, scope.id())
             })
             .cloned()
             .ok_or_else(|| {
@@ -324,13 +342,12 @@ impl Keyless {
                 ),
             )
         })?;
-        self.checked_scope(caller, scope).await?;
-        self.authorize(caller, scope, ASSIGN_DELETE)?;
+        let scope = self.checked_scope(caller, scope, ASSIGN_DELETE).await?;
         let snap = self.snapshot();
         let Some(found) = snap.assignments.iter().find(|a| {
             a.tenant_id == caller.tenant_id
                 && a.name.eq_ignore_ascii_case(name)
-                && crate::ids::same_id(&a.scope, scope)
+                && same_id(&a.scope, scope.id())
         }) else {
             return Ok(None);
         };

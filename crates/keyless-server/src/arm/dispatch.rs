@@ -5,6 +5,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
+use keyless_core::error::ManagementError;
+use keyless_core::ids::CanonicalScope;
 
 use super::auth::authenticate;
 use super::authorization::authorization_index;
@@ -45,11 +47,14 @@ async fn route(
     let k = &state.keyless;
     let c = &caller;
 
-    // Role definitions and assignments hang off any scope.
+    // Role definitions and assignments hang off any scope. The scope is canonicalised
+    // from the decoded segments, where an encoded `%2F` is still visible inside its
+    // segment (and refused): joined first, it would read as a different path.
     if let Some(i) = authorization_index(&s) {
-        let scope = format!("/{}", s.get(..i).unwrap_or_default().join("/"));
+        let scope = CanonicalScope::from_segments(s.get(..i).unwrap_or_default().iter().copied())
+            .map_err(ManagementError::from)?;
         let rest = s.get(i + 2..).unwrap_or_default();
-        return authorization::at_scope(k, c, method, &scope, rest, &q, body).await;
+        return authorization::at_scope(k, c, method, scope.id(), rest, &q, body).await;
     }
 
     match (method, s.as_slice()) {

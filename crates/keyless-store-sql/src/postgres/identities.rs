@@ -1,9 +1,10 @@
-//! PostgreSQL: user-assigned identities and service principals.
+//! PostgreSQL: user-assigned identities and service principals (deleting an identity
+//! cascades into its credentials and the role assignments naming it or on it).
 
 use keyless_store::{IdentityRecord, ServicePrincipalRecord, StoreError, UpsertOutcome};
 use sqlx::Row;
 
-use super::rbac::lock_role_assignments;
+use super::rbac::{delete_assignments_at_or_below, lock_role_assignments};
 use super::rows::*;
 use super::{PgStore, fold, notify, write_error};
 use crate::error::Result;
@@ -145,7 +146,7 @@ pub(super) async fn delete_identity(
     let mut tx = db.pool.begin().await?;
     lock_role_assignments(&mut tx).await?;
     let Some(row) = sqlx::query(
-        "SELECT principal_id FROM identities
+        "SELECT * FROM identities
          WHERE subscription_id = $1 AND resource_group_key = $2 AND name_key = $3
          FOR UPDATE",
     )
@@ -157,11 +158,20 @@ pub(super) async fn delete_identity(
     else {
         return Ok(false);
     };
-    let pid: String = row.try_get("principal_id")?;
+    let stored = identity_from_row(&row)?;
+    let pid = stored.principal_id;
+    // The assignments naming the identity, and those granting rights over it (a new
+    // identity of the same name must not inherit them).
     sqlx::query("DELETE FROM role_assignments WHERE principal_id = $1")
         .bind(&pid)
         .execute(&mut *tx)
         .await?;
+    let scope = keyless_store::scope::identity(
+        &stored.subscription_id,
+        &stored.resource_group,
+        &stored.name,
+    );
+    delete_assignments_at_or_below(&mut tx, &scope).await?;
     // Credentials cascade through the foreign key.
     sqlx::query("DELETE FROM identities WHERE principal_id = $1")
         .bind(&pid)

@@ -1,6 +1,7 @@
 //! PostgreSQL: role assignments, and the scope cascade used when a resource goes.
 
 use keyless_store::RoleAssignmentRecord;
+use sqlx::Row;
 
 use super::rows::*;
 use super::{PgStore, Tx, fold, notify, write_error};
@@ -59,13 +60,37 @@ pub(super) async fn lock_role_assignments(tx: &mut Tx) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the assignments whose scope is `scope` or lies below it, compared segment by
+/// segment ([`keyless_store::scope::contains`], the comparison RBAC uses), never as a
+/// string prefix: `rg1` does not take `rg10`'s assignments, and a stored scope spelled
+/// with extra slashes or another keyword casing still goes. The caller holds
+/// [`lock_role_assignments`], so no assignment appears between the read and the delete.
 pub(super) async fn delete_assignments_at_or_below(tx: &mut Tx, scope: &str) -> Result<()> {
-    // A prefix compare on the folded scope, not LIKE: names may contain `_`.
-    let key = fold(scope);
-    sqlx::query("DELETE FROM role_assignments WHERE scope_key = $1 OR starts_with(scope_key, $2)")
-        .bind(&key)
-        .bind(format!("{key}/"))
-        .execute(&mut **tx)
-        .await?;
+    // Only a scope mentioning the resource's name can lie at or below it: a cheap
+    // filter on the folded column (ASCII-only, like `fold` and the Rust comparison),
+    // then the exact comparison here.
+    let needle = fold(
+        keyless_store::scope::segments(scope)
+            .last()
+            .unwrap_or_default(),
+    );
+    let rows =
+        sqlx::query("SELECT name, scope FROM role_assignments WHERE strpos(scope_key, $1) > 0")
+            .bind(&needle)
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut doomed = Vec::new();
+    for row in rows {
+        let stored: String = row.try_get("scope")?;
+        if keyless_store::scope::contains(scope, &stored) {
+            doomed.push(row.try_get::<String, _>("name")?);
+        }
+    }
+    if !doomed.is_empty() {
+        sqlx::query("DELETE FROM role_assignments WHERE name = ANY($1)")
+            .bind(&doomed)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }

@@ -117,10 +117,7 @@ pub(super) async fn delete_vault(db: &PgStore, name: &str) -> Result<bool> {
         return Ok(false);
     };
     let v = vault_from_row(&row)?;
-    let scope = format!(
-        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}",
-        v.subscription_id, v.resource_group, v.name
-    );
+    let scope = keyless_store::scope::vault(&v.subscription_id, &v.resource_group, &v.name);
     delete_assignments_at_or_below(&mut tx, &scope).await?;
     // Secrets and their versions cascade through the foreign keys.
     sqlx::query("DELETE FROM vaults WHERE name_key = $1")

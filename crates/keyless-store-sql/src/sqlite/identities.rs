@@ -1,8 +1,10 @@
-//! SQLite: user-assigned identities and service principals.
+//! SQLite: user-assigned identities and service principals (deleting an identity
+//! cascades into its credentials and the role assignments naming it or on it).
 
 use keyless_store::{IdentityRecord, ServicePrincipalRecord, StoreError, UpsertOutcome};
 use sqlx::Row;
 
+use super::rbac::delete_assignments_at_or_below;
 use super::rows::*;
 use super::{SqliteStore, conflict_or};
 use crate::error::Result;
@@ -134,7 +136,7 @@ pub(super) async fn delete_identity(
 ) -> Result<bool> {
     let mut tx = db.writer.begin().await?;
     let Some(row) = sqlx::query(
-        "SELECT principal_id FROM identities WHERE subscription_id = ? AND resource_group = ? AND name = ?",
+        "SELECT * FROM identities WHERE subscription_id = ? AND resource_group = ? AND name = ?",
     )
     .bind(subscription_id)
     .bind(resource_group)
@@ -144,11 +146,20 @@ pub(super) async fn delete_identity(
     else {
         return Ok(false);
     };
-    let pid: String = row.try_get("principal_id")?;
+    let stored = identity_from_row(&row)?;
+    let pid = stored.principal_id;
+    // The assignments naming the identity, and those granting rights over it (a new
+    // identity of the same name must not inherit them).
     sqlx::query("DELETE FROM role_assignments WHERE principal_id = ?")
         .bind(&pid)
         .execute(&mut *tx)
         .await?;
+    let scope = keyless_store::scope::identity(
+        &stored.subscription_id,
+        &stored.resource_group,
+        &stored.name,
+    );
+    delete_assignments_at_or_below(&mut tx, &scope).await?;
     sqlx::query("DELETE FROM identities WHERE principal_id = ?")
         .bind(&pid)
         .execute(&mut *tx)

@@ -1,6 +1,7 @@
 //! SQLite: role assignments, and the scope cascade used when a resource goes.
 
 use keyless_store::RoleAssignmentRecord;
+use sqlx::Row;
 
 use super::rows::*;
 use super::{SqliteStore, conflict_or};
@@ -54,18 +55,35 @@ pub(super) async fn delete_role_assignment(
     Ok(Some(rec))
 }
 
+/// Deletes the assignments whose scope is `scope` or lies below it, compared segment by
+/// segment ([`keyless_store::scope::contains`], the comparison RBAC uses), never as a
+/// string prefix: `rg1` does not take `rg10`'s assignments, and a stored scope spelled
+/// with extra slashes or another keyword casing still goes.
 pub(super) async fn delete_assignments_at_or_below(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     scope: &str,
 ) -> Result<()> {
-    // Prefix compare with substr, not LIKE: names may contain `_`, a LIKE wildcard.
-    sqlx::query(
-        "DELETE FROM role_assignments
-         WHERE lower(scope) = lower(?1)
-            OR lower(substr(scope, 1, length(?1) + 1)) = lower(?1 || '/')",
-    )
-    .bind(scope)
-    .execute(&mut **tx)
-    .await?;
+    // Only a scope mentioning the resource's name can lie at or below it: a cheap
+    // filter in SQL (lower() and the Rust comparison both fold ASCII only), then the
+    // exact comparison here.
+    let needle = keyless_store::scope::segments(scope)
+        .last()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let rows =
+        sqlx::query("SELECT name, scope FROM role_assignments WHERE instr(lower(scope), ?) > 0")
+            .bind(&needle)
+            .fetch_all(&mut **tx)
+            .await?;
+    for row in rows {
+        let stored: String = row.try_get("scope")?;
+        if keyless_store::scope::contains(scope, &stored) {
+            let name: String = row.try_get("name")?;
+            sqlx::query("DELETE FROM role_assignments WHERE name = ?")
+                .bind(&name)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
     Ok(())
 }

@@ -167,7 +167,7 @@ pub(super) async fn delete_resource_group(
         return Ok(false);
     };
     let stored_name: String = row.try_get("name")?;
-    let scope = format!("/subscriptions/{subscription_id}/resourceGroups/{stored_name}");
+    let scope = keyless_store::scope::resource_group(subscription_id, &stored_name);
     // Assignments naming identities of the group go with them.
     sqlx::query(
         "DELETE FROM role_assignments WHERE principal_id IN

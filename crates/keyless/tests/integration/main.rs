@@ -24,6 +24,7 @@ mod management;
 mod rbac;
 mod replicas;
 mod rotation;
+mod scopes;
 mod serve;
 mod token_service;
 mod vault;
