@@ -5,6 +5,8 @@ use keyless_proto::arm::FederatedCredentialProperties;
 use keyless_store::{FederatedCredentialRecord, UpsertOutcome};
 use serde_json::Value;
 
+use super::authorize_in;
+use super::escalation::{changes_nothing, check_can_grant_identity_roles};
 use super::identities::identity_not_found;
 use crate::error::ManagementError;
 use crate::expression::Expression;
@@ -155,6 +157,12 @@ impl Keyless {
     }
 
     /// Creates or replaces a federated credential.
+    ///
+    /// Besides `federatedIdentityCredentials/write`, a change (any difference in
+    /// issuer, subject, audiences or expression; a new credential is one) requires that
+    /// the caller could have granted every role the identity holds, because the
+    /// credential lets its subjects use them. A PUT of identical properties writes
+    /// nothing and needs only the write permission.
     #[allow(clippy::too_many_arguments)]
     pub async fn put_federated_credential(
         &self,
@@ -167,15 +175,27 @@ impl Keyless {
     ) -> Result<(FederatedCredentialRecord, UpsertOutcome), ManagementError> {
         check_federated_credential_name(name)?;
         let sub_id = self.subscription_in_tenant(caller, sub)?;
-        self.authorize(
-            caller,
-            &federated_credential_id(&sub_id, rg, identity, name),
-            WRITE,
-        )?;
+        let credential_id = federated_credential_id(&sub_id, rg, identity, name);
+        // Both authorisation decisions are taken on this one snapshot, so a view swap
+        // in between cannot pair the caller's old roles with the identity's new ones.
+        let decided_on = self.snapshot();
+        authorize_in(&decided_on, caller, &credential_id, WRITE)?;
         let (_, parent) = self.parent_identity(caller, sub, rg, identity).await?;
+        // The stored row, not the view: whether this PUT changes anything must not
+        // depend on how fresh this replica's view is.
+        let previous = self
+            .store
+            .get_federated_credential(&parent.principal_id, name)
+            .await?;
+        if let Some(existing) = previous.as_ref()
+            && changes_nothing(existing, &input)
+        {
+            return Ok((existing.clone(), UpsertOutcome::Updated));
+        }
+        check_can_grant_identity_roles(&decided_on, caller, &parent, &credential_id, WRITE)?;
         let now = self.now();
         let rec = FederatedCredentialRecord {
-            identity_principal_id: parent.principal_id,
+            identity_principal_id: parent.principal_id.clone(),
             name: name.to_string(),
             issuer: input.issuer,
             subject: input.subject,
@@ -196,7 +216,46 @@ impl Keyless {
                 keyless_store::StoreError::ParentNotFound(_) => identity_not_found(rg, identity),
                 other => other.into(),
             })?;
-        self.refreshed(out).await
+        self.refresh().await?;
+        // A role assignment committed to the identity after `decided_on` was taken but
+        // before our write is in the reloaded view: check again, and take the write
+        // back if the caller could not have granted it.
+        let after = self.snapshot();
+        if let Err(refused) =
+            check_can_grant_identity_roles(&after, caller, &parent, &credential_id, WRITE)
+        {
+            self.undo_credential_write(&parent.principal_id, name, previous)
+                .await?;
+            return Err(refused);
+        }
+        Ok(out)
+    }
+
+    /// Puts back what a refused credential write replaced (or removes what it created).
+    async fn undo_credential_write(
+        &self,
+        principal_id: &str,
+        name: &str,
+        previous: Option<FederatedCredentialRecord>,
+    ) -> Result<(), ManagementError> {
+        let undone = match previous {
+            Some(old) => self
+                .store
+                .upsert_federated_credential(&old, None)
+                .await
+                .map(drop),
+            None => self
+                .store
+                .delete_federated_credential(principal_id, name)
+                .await
+                .map(drop),
+        };
+        if let Err(e) = undone {
+            tracing::error!(credential = %name, identity = %principal_id, error = %e, "could not take back a federated credential write refused by the escalation rule");
+            return Err(e.into());
+        }
+        self.refresh().await?;
+        Ok(())
     }
 
     /// Reads a federated credential.

@@ -2,6 +2,7 @@
 //! and a view refresh so a change takes effect at once.
 
 mod credentials;
+mod escalation;
 mod groups;
 mod identities;
 mod issuer_url;
@@ -17,6 +18,7 @@ use crate::ids::subscription_of;
 use crate::keyless::Keyless;
 use crate::rbac::is_allowed;
 use crate::tokens::Caller;
+use crate::view::Snapshot;
 
 impl Keyless {
     /// Checks that `caller` may perform `action` at `scope`. A scope in another
@@ -28,24 +30,7 @@ impl Keyless {
         scope: &str,
         action: &str,
     ) -> Result<(), ManagementError> {
-        let snap = self.snapshot();
-        if let Some(sub) = subscription_of(scope)
-            && snap.subscription_tenant(&sub) != Some(caller.tenant_id.as_str())
-        {
-            return Err(subscription_not_found(&sub));
-        }
-        if is_allowed(snap.grants_of(&caller.object_id), scope, action, false) {
-            Ok(())
-        } else {
-            Err(ManagementError::new(
-                ErrorKind::Forbidden,
-                "AuthorizationFailed",
-                format!(
-                    "The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. Ask an Owner to assign you a role that grants it; if access was recently granted, get a new token.",
-                    caller.app_id, caller.object_id
-                ),
-            ))
-        }
+        authorize_in(&self.snapshot(), caller, scope, action)
     }
 
     /// Whether `caller` may perform `action` at `scope` (no error).
@@ -108,6 +93,33 @@ impl Keyless {
     pub(crate) async fn refreshed<T>(&self, value: T) -> Result<T, ManagementError> {
         self.refresh().await?;
         Ok(value)
+    }
+}
+
+/// [`Keyless::authorize`] against a given snapshot, for operations that take more
+/// than one decision and must take them all on the same state.
+pub(crate) fn authorize_in(
+    snap: &Snapshot,
+    caller: &Caller,
+    scope: &str,
+    action: &str,
+) -> Result<(), ManagementError> {
+    if let Some(sub) = subscription_of(scope)
+        && snap.subscription_tenant(&sub) != Some(caller.tenant_id.as_str())
+    {
+        return Err(subscription_not_found(&sub));
+    }
+    if is_allowed(snap.grants_of(&caller.object_id), scope, action, false) {
+        Ok(())
+    } else {
+        Err(ManagementError::new(
+            ErrorKind::Forbidden,
+            "AuthorizationFailed",
+            format!(
+                "The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. Ask an Owner to assign you a role that grants it; if access was recently granted, get a new token.",
+                caller.app_id, caller.object_id
+            ),
+        ))
     }
 }
 

@@ -23,6 +23,10 @@ pub struct RoleDefinition {
 pub const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 /// The Key Vault Administrator role id.
 pub const KEY_VAULT_ADMINISTRATOR: &str = "00482a5a-887f-4fb3-b363-3b7fe8e74483";
+/// The Managed Identity Contributor role id.
+pub const MANAGED_IDENTITY_CONTRIBUTOR: &str = "e40ec5ca-96e0-45a2-b4ff-59039f2c2b59";
+/// The Managed Identity Operator role id.
+pub const MANAGED_IDENTITY_OPERATOR: &str = "f1a07417-d97a-45cb-824c-7a7467783830";
 
 /// Every built-in role.
 pub const BUILTIN_ROLES: &[RoleDefinition] = &[
@@ -112,6 +116,48 @@ pub const BUILTIN_ROLES: &[RoleDefinition] = &[
             "Microsoft.KeyVault/vaults/*/read",
             "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
         ],
+        not_data_actions: &[],
+    },
+    // The two identity roles carry Azure's action lists verbatim (providers Keyless
+    // does not serve, such as Microsoft.Support, match nothing here) so role
+    // definitions exported from Azure compare equal.
+    RoleDefinition {
+        id: MANAGED_IDENTITY_CONTRIBUTOR,
+        name: "Managed Identity Contributor",
+        description: "Create, Read, Update, and Delete User Assigned Identity",
+        actions: &[
+            "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/write",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/delete",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/delete",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/revokeTokens/action",
+            "Microsoft.Authorization/*/read",
+            "Microsoft.Insights/alertRules/*",
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+            "Microsoft.Resources/deployments/*",
+            "Microsoft.Support/*",
+        ],
+        not_actions: &[],
+        data_actions: &[],
+        not_data_actions: &[],
+    },
+    RoleDefinition {
+        id: MANAGED_IDENTITY_OPERATOR,
+        name: "Managed Identity Operator",
+        description: "Read and Assign User Assigned Identity",
+        actions: &[
+            "Microsoft.ManagedIdentity/userAssignedIdentities/*/read",
+            "Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action",
+            "Microsoft.Authorization/*/read",
+            "Microsoft.Insights/alertRules/*",
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+            "Microsoft.Resources/deployments/*",
+            "Microsoft.Support/*",
+        ],
+        not_actions: &[],
+        data_actions: &[],
         not_data_actions: &[],
     },
 ];

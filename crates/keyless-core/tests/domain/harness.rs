@@ -143,6 +143,8 @@ pub struct Harness {
     pub static_key: SigningKey,
     /// Signs the tokens of [`FETCHED_ISSUER`], published by the fetcher.
     pub fetched_key: SigningKey,
+    store: Arc<dyn Store>,
+    kek: [u8; 32],
 }
 
 /// The settings every harness starts from.
@@ -165,15 +167,12 @@ impl Harness {
         let fetcher = Arc::new(FakeFetcher::new());
         let fetched_key = SigningKey::generate(Alg::RS256, "fetched-k1".into()).unwrap();
         fetcher.publish(&[&fetched_key]);
-        let k = Keyless::open(
-            temp_store().await,
-            clock.clone(),
-            settings,
-            Kek::generate().unwrap(),
-            fetcher.clone(),
-        )
-        .await
-        .unwrap();
+        let store = temp_store().await;
+        let kek = Kek::generate().unwrap();
+        let kek_bytes = kek.to_bytes();
+        let k = Keyless::open(store.clone(), clock.clone(), settings, kek, fetcher.clone())
+            .await
+            .unwrap();
         let boot = k.bootstrap().await.unwrap().expect("first start");
         let principal = k.snapshot().service_principals[&boot.client_id]
             .principal_id
@@ -196,10 +195,26 @@ impl Harness {
             admin,
             static_key,
             fetched_key,
+            store,
+            kek: kek_bytes,
         };
         h.trust_static("static-cluster", STATIC_ISSUER, &[&h.static_key])
             .await;
         h
+    }
+
+    /// A second Keyless over the same store (another replica): its view is loaded
+    /// now and then only refreshed by its own writes.
+    pub async fn replica(&self) -> Keyless {
+        Keyless::open(
+            self.store.clone(),
+            self.clock.clone(),
+            settings(),
+            Kek::from_bytes(&self.kek).unwrap(),
+            self.fetcher.clone(),
+        )
+        .await
+        .unwrap()
     }
 
     /// The admin's tenant.

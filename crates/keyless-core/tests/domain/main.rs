@@ -11,6 +11,7 @@
 mod harness;
 
 mod assertion_times;
+mod escalation;
 mod explain;
 mod issuer_cache;
 mod key_rotation;

@@ -11,6 +11,7 @@
 
 pub mod args;
 pub mod arm_client;
+pub mod assignee_trust;
 pub mod federated_credential;
 pub mod group;
 pub mod identity;

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::args::CommonArgs;
 use super::arm_client::{normalize_scope, subscription_of_scope};
+use super::assignee_trust::warn_about_federated_trust;
 use super::output::emit;
 use super::role_lookup::{
     AssignmentFilter, ROLE_ASSIGNMENTS, ROLE_DEFINITIONS, RoleRef, definition_guid,
@@ -211,6 +212,7 @@ async fn create_assignment(args: AssignmentCreateArgs) -> Result<()> {
     });
     let path = format!("{scope}{ROLE_ASSIGNMENTS}/{name}");
     let assignment = session.arm.put(&path, API_VERSION, &body).await?;
+    warn_about_federated_trust(&session, &args.assignee_object_id, &args.role, &scope).await;
     emit(&assignment, &args.common)
 }
 

@@ -400,3 +400,77 @@ async fn admin_reset_secret_replaces_the_admin_credential() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn role_assignment_create_shows_who_can_act_as_the_identity_on_stderr() -> Result<()> {
+    let server = Server::start(&[]).await?;
+    server.create_rg("rg1").await?;
+    let with = server.create_identity("rg1", "deployer").await?;
+    let without = server.create_identity("rg1", "plain").await?;
+    let r = server
+        .put_fic(
+            "rg1",
+            "deployer",
+            "pipeline",
+            json!({"issuer": "https://oidc.cli.test/c1", "subject": "system:serviceaccount:ci:deploy", "audiences": ["api://AzureADTokenExchange"]}),
+        )
+        .await?;
+    assert_eq!(r.code(), 201, "{}", r.body);
+    let r = server
+        .put_fic(
+            "rg1",
+            "deployer",
+            "github",
+            json!({"issuer": "https://token.actions.cli.test", "audiences": ["api://AzureADTokenExchange"], "claimsMatchingExpression": {"value": "claims['sub'] matches 'repo:org/*'", "languageVersion": 1}}),
+        )
+        .await?;
+    assert_eq!(r.code(), 201, "{}", r.body);
+    let scope = server.sub_path();
+
+    let principal = with["properties"]["principalId"].as_str().unwrap();
+    let args = [
+        "role",
+        "assignment",
+        "create",
+        "--role",
+        "Owner",
+        "--assignee-object-id",
+        principal,
+        "--scope",
+        &scope,
+    ];
+    let out = server.cli(&args).await?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Standard output is the assignment JSON alone, for scripts.
+    let a: Value = serde_json::from_str(&stdout(&out))?;
+    assert_eq!(a["properties"]["principalId"], json!(principal));
+    let err = stderr(&out);
+    for needle in [
+        "'deployer'",
+        "'Owner'",
+        &scope,
+        "pipeline: issuer: https://oidc.cli.test/c1, subject: system:serviceaccount:ci:deploy",
+        "github: issuer: https://token.actions.cli.test, claims matching expression: claims['sub'] matches 'repo:org/*'",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in stderr:\n{err}");
+    }
+
+    // An identity no workload can act as: nothing to point out.
+    let principal = without["properties"]["principalId"].as_str().unwrap();
+    let args = [
+        "role",
+        "assignment",
+        "create",
+        "--role",
+        "Reader",
+        "--assignee-object-id",
+        principal,
+        "--scope",
+        &scope,
+    ];
+    let out = server.cli(&args).await?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str::<Value>(&stdout(&out))?;
+    assert!(!stderr(&out).contains("federated"), "{}", stderr(&out));
+    Ok(())
+}

@@ -16,6 +16,7 @@ mod bad_input;
 mod cli;
 mod credential;
 mod disclosure;
+mod escalation;
 mod fake_apiserver;
 mod federation;
 mod federation_security;

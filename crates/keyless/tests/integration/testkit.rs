@@ -26,7 +26,7 @@ pub const SUB_API: &str = "2022-12-01";
 pub const KEYLESS_API: &str = "2024-01-01";
 
 /// Built-in roles: (name, id).
-pub const BUILTIN_ROLES: [(&str, &str); 7] = [
+pub const BUILTIN_ROLES: [(&str, &str); 9] = [
     ("Owner", "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"),
     ("Contributor", "b24988ac-6180-42a0-ab88-20f7382dd24c"),
     ("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7"),
@@ -43,6 +43,14 @@ pub const BUILTIN_ROLES: [(&str, &str); 7] = [
         "4633458b-17de-408a-b874-0445c86b69e6",
     ),
     ("Key Vault Reader", "21090545-7ca7-4776-b22c-e363652d74d2"),
+    (
+        "Managed Identity Contributor",
+        "e40ec5ca-96e0-45a2-b4ff-59039f2c2b59",
+    ),
+    (
+        "Managed Identity Operator",
+        "f1a07417-d97a-45cb-824c-7a7467783830",
+    ),
 ];
 
 /// The id of a built-in role by name.
