@@ -335,3 +335,50 @@ async fn a_caller_without_rights_learns_nothing_about_which_groups_exist() -> Re
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn issuers_at_addresses_that_translate_to_private_ones_are_never_fetched() -> Result<()> {
+    // IPv6 forms that embed or translate IPv4 (mapped, compatible, NAT64, 6to4, Teredo),
+    // site-local, CGNAT and 0.0.0.0/8: each would reach an internal address.
+    let server = Server::start(&[]).await?;
+    server.create_rg("rg-disc").await?;
+    let body = server.create_identity("rg-disc", "payments").await?;
+    let client_id = body["properties"]["clientId"].as_str().unwrap().to_string();
+    for (i, issuer) in [
+        "https://[::ffff:7f00:1]:9/i",
+        "https://[::7f00:1]:9/i",
+        "https://[64:ff9b::7f00:1]:9/i",
+        "https://[2002:7f00:1::1]:9/i",
+        "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]:9/i",
+        "https://[fec0::1]:9/i",
+        "https://100.64.0.1:9/i",
+        "https://0.0.0.1:9/i",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = server
+            .put_fic(
+                "rg-disc",
+                "payments",
+                &format!("fic-{i}"),
+                json!({"issuer": issuer, "subject": SUBJECT, "audiences": [EXCHANGE_AUDIENCE]}),
+            )
+            .await?;
+        assert_eq!(r.code(), 201, "{issuer}: {}", r.body);
+        let token = forged(issuer);
+        let r = server.exchange(&client_id, &token).await?;
+        assert_refused(&r, 400, "invalid_request", 50166, &[]);
+        let detail = explain_failure(&server, &client_id, &token).await?;
+        assert!(
+            detail.contains("--allow-private-issuers"),
+            "{issuer} was not refused as private: {detail}"
+        );
+    }
+    assert_eq!(
+        server.issuer_fetches().await?,
+        8,
+        "one refused attempt per issuer, none of them a connection"
+    );
+    Ok(())
+}

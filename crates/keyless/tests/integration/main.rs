@@ -27,6 +27,7 @@ mod replicas;
 mod rotation;
 mod scopes;
 mod serve;
+mod terminal;
 mod token_service;
 mod vault;
 mod webhook;

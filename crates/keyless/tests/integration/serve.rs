@@ -298,3 +298,86 @@ async fn refuses_a_bad_public_host_and_a_busy_port() -> Result<()> {
     assert!(stderr.contains("--public-host"), "{stderr}");
     Ok(())
 }
+
+fn mode_of(p: &std::path::Path) -> u32 {
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Issue 11 §4: the data directory is 0700, the database and its companions 0600, and a
+/// directory or database left more open (by an operator, an older version or a
+/// restore) is tightened on the next start.
+#[tokio::test]
+async fn the_data_directory_and_database_files_are_private_and_tightened() -> Result<()> {
+    let mut server = Server::start(&[]).await?;
+    let dir = server.data_dir();
+    // Something to write, so the write-ahead log exists.
+    server.create_rg("rg-files").await?;
+    assert_eq!(mode_of(&dir), 0o700, "data directory");
+    for private in ["admin.json", "ca-key.pem", "server-key.pem"] {
+        assert_eq!(mode_of(&dir.join(private)), 0o600, "{private}");
+    }
+    let sqlite = server.database_url().is_none();
+    let db_files: Vec<std::path::PathBuf> = ["keyless.db", "keyless.db-wal", "keyless.db-shm"]
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.exists())
+        .collect();
+    if sqlite {
+        assert!(
+            db_files.iter().any(|p| p.ends_with("keyless.db")),
+            "no database file in {}",
+            dir.display()
+        );
+        assert_eq!(mode_of(&dir.join("kek")), 0o600, "kek");
+    }
+    for f in &db_files {
+        assert_eq!(mode_of(f), 0o600, "{}", f.display());
+    }
+
+    // Opened up while it runs; `restart` stops it and starts it again.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    for f in &db_files {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644))?;
+    }
+    server.restart().await?;
+    assert_eq!(mode_of(&dir), 0o700, "data directory after restart");
+    for f in &db_files {
+        assert_eq!(mode_of(f), 0o600, "{} after restart", f.display());
+    }
+    assert!(
+        server.stderr().contains("tightened to 0700"),
+        "the operator is told: {}",
+        server.stderr()
+    );
+    Ok(())
+}
+
+/// A symbolic link planted in place of the database is refused, not followed.
+#[tokio::test]
+async fn a_symlinked_database_file_is_refused() -> Result<()> {
+    let mut server = Server::start(&[]).await?;
+    let dir = server.data_dir();
+    if server.database_url().is_some() {
+        // On PostgreSQL there is no database file to plant a link for.
+        assert!(!dir.join("keyless.db").exists());
+        return Ok(());
+    }
+    // Swapped for a link while the server runs (it keeps its open file); the next
+    // start must refuse the link rather than open whatever it points to.
+    let elsewhere = dir.join("elsewhere.db");
+    std::fs::rename(dir.join("keyless.db"), &elsewhere)?;
+    std::os::unix::fs::symlink(&elsewhere, dir.join("keyless.db"))?;
+    let refused = server
+        .restart()
+        .await
+        .expect_err("a symlinked database must not be opened");
+    assert!(
+        format!("{refused:#}").contains("symbolic link"),
+        "{refused:#}"
+    );
+    Ok(())
+}
