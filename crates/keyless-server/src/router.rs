@@ -30,11 +30,11 @@ pub fn build_router(state: AppState) -> Router {
         .route("/{tenant}/oauth2/token", post(sts::token::token::<false>))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
-            get(sts::discovery::openid_configuration_v2),
+            get(sts::discovery::openid_configuration::<true>),
         )
         .route(
             "/{tenant}/.well-known/openid-configuration",
-            get(sts::discovery::openid_configuration_v1),
+            get(sts::discovery::openid_configuration::<false>),
         )
         .route("/{tenant}/discovery/v2.0/keys", get(sts::discovery::jwks))
         .route("/{tenant}/discovery/keys", get(sts::discovery::jwks))

@@ -49,34 +49,33 @@ fn config(state: &AppState, tenant: &str, v2: bool) -> OpenIdConfiguration {
     }
 }
 
-fn discovery(state: &AppState, tenant: &str, headers: &HeaderMap, v2: bool) -> Response {
-    match state.keyless.resolve_tenant(tenant) {
-        Ok(t) => Json(config(state, &t, v2)).into_response(),
-        Err(e) => oauth_error(
+/// The tenant named by the path, or Entra's error answer for an unknown one.
+fn tenant_or_error(
+    state: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+) -> Result<String, Box<Response>> {
+    state.keyless.resolve_tenant(tenant).map_err(|e| {
+        Box::new(oauth_error(
             &e,
             &state.keyless.settings().public.authority(),
             &correlation_id(headers),
             state.keyless.now(),
-        ),
-    }
+        ))
+    })
 }
 
-/// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
-pub async fn openid_configuration_v2(
-    State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    discovery(&state, &tenant, &headers, true)
-}
-
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration` (`V2`) and
 /// `GET /{tenant}/.well-known/openid-configuration`.
-pub async fn openid_configuration_v1(
+pub async fn openid_configuration<const V2: bool>(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    discovery(&state, &tenant, &headers, false)
+    match tenant_or_error(&state, &tenant, &headers) {
+        Ok(t) => Json(config(&state, &t, V2)).into_response(),
+        Err(answer) => *answer,
+    }
 }
 
 /// `GET /{tenant}/discovery[/v2.0]/keys`: every published key of the tenant, the
@@ -86,13 +85,8 @@ pub async fn jwks(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match state.keyless.resolve_tenant(&tenant) {
+    match tenant_or_error(&state, &tenant, &headers) {
         Ok(t) => Json(state.keyless.key_ring().jwks(&t)).into_response(),
-        Err(e) => oauth_error(
-            &e,
-            &state.keyless.settings().public.authority(),
-            &correlation_id(&headers),
-            state.keyless.now(),
-        ),
+        Err(answer) => *answer,
     }
 }
