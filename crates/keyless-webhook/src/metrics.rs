@@ -74,6 +74,7 @@ pub struct Metrics {
     direct_found: AtomicU64,
     direct_not_found: AtomicU64,
     direct_failed: AtomicU64,
+    direct_skipped_absent: AtomicU64,
 }
 
 /// Result of a direct ServiceAccount read (cache miss).
@@ -85,7 +86,18 @@ pub enum DirectRead {
     NotFound,
     /// The API server could not answer.
     Failed,
+    /// Not read: the ServiceAccount was found absent moments ago (negative cache).
+    KnownAbsent,
 }
+
+/// Most distinct namespaces that get series of their own. The namespace of a review is
+/// whatever the caller of the webhook endpoint wrote, so without a bound a client could
+/// grow the exposition (and the scraper's storage) without limit; past the bound,
+/// admissions are counted under [`OTHER_NAMESPACES`].
+pub const MAX_NAMESPACE_SERIES: usize = 500;
+
+/// The namespace label of admissions beyond [`MAX_NAMESPACE_SERIES`].
+pub const OTHER_NAMESPACES: &str = "_other";
 
 impl Metrics {
     /// Records one admission: latency by namespace and outcome, and the rejection reason.
@@ -97,7 +109,22 @@ impl Metrics {
         reason: Option<&'static str>,
     ) {
         if let Ok(mut m) = self.mutations.lock() {
-            m.entry((namespace.to_owned(), outcome))
+            // Keys sort by namespace first, and `Mutated` is the least outcome.
+            let known = m
+                .range((namespace.to_owned(), Outcome::Mutated)..)
+                .next()
+                .is_some_and(|((ns, _), _)| ns == namespace);
+            let distinct = || {
+                let mut n: Vec<&str> = m.keys().map(|(ns, _)| ns.as_str()).collect();
+                n.dedup();
+                n.len()
+            };
+            let label = if known || distinct() < MAX_NAMESPACE_SERIES {
+                namespace
+            } else {
+                OTHER_NAMESPACES
+            };
+            m.entry((label.to_owned(), outcome))
                 .or_default()
                 .observe(elapsed.as_secs_f64());
         }
@@ -140,6 +167,7 @@ impl Metrics {
             DirectRead::Found => &self.direct_found,
             DirectRead::NotFound => &self.direct_not_found,
             DirectRead::Failed => &self.direct_failed,
+            DirectRead::KnownAbsent => &self.direct_skipped_absent,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -207,6 +235,10 @@ impl Metrics {
                 (Some(("result", "found")), &self.direct_found),
                 (Some(("result", "not_found")), &self.direct_not_found),
                 (Some(("result", "error")), &self.direct_failed),
+                (
+                    Some(("result", "known_absent")),
+                    &self.direct_skipped_absent,
+                ),
             ],
         );
         out.finish()
@@ -263,6 +295,35 @@ mod tests {
 
     /// The exact text scrapers and dashboards rely on.
     #[test]
+    fn namespace_series_are_bounded() {
+        let m = Metrics::default();
+        let d = Duration::from_millis(1);
+        for i in 0..MAX_NAMESPACE_SERIES + 50 {
+            m.record(&format!("ns-{i}"), Outcome::Mutated, d, None);
+        }
+        // A namespace that already has series keeps them, whatever the outcome.
+        m.record("ns-0", Outcome::Rejected, d, Some("x"));
+        let text = m.render();
+        let namespaces: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter_map(|l| l.split("namespace=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(
+            namespaces.len(),
+            MAX_NAMESPACE_SERIES + 1,
+            "the bound plus _other"
+        );
+        assert!(namespaces.contains(OTHER_NAMESPACES));
+        assert!(text.contains("namespace=\"ns-0\",outcome=\"rejected\""));
+        assert!(
+            text.contains(&format!(
+                "keyless_webhook_mutation_duration_seconds_count{{namespace=\"{OTHER_NAMESPACES}\",outcome=\"mutated\"}} 50"
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn exposition_is_stable() {
         let m = Metrics::default();
         m.record("ns\"1", Outcome::Mutated, Duration::from_millis(3), None);
@@ -314,6 +375,7 @@ mod tests {
             "keyless_webhook_serviceaccount_direct_reads_total{result=\"found\"} 0\n",
             "keyless_webhook_serviceaccount_direct_reads_total{result=\"not_found\"} 0\n",
             "keyless_webhook_serviceaccount_direct_reads_total{result=\"error\"} 0\n",
+            "keyless_webhook_serviceaccount_direct_reads_total{result=\"known_absent\"} 0\n",
         );
         assert_eq!(m.render(), expected);
     }

@@ -69,6 +69,15 @@ pub struct CacheOptions {
     pub watch_timeout_seconds: u64,
     /// Longest wait between retries after errors.
     pub max_backoff: Duration,
+    /// How long a ServiceAccount the API server said does not exist is answered as
+    /// absent without asking again (a watch event adding it ends this at once). Pods
+    /// naming a missing ServiceAccount are retried by their controllers; without this,
+    /// each retry — or a flood of reviews naming random accounts — is one API-server
+    /// GET.
+    pub negative_ttl: Duration,
+    /// Most ServiceAccounts remembered as absent; when full, expired ones are dropped and
+    /// new absences are not remembered (the next miss asks the API server again).
+    pub max_negative_entries: usize,
 }
 
 impl Default for CacheOptions {
@@ -78,6 +87,8 @@ impl Default for CacheOptions {
             list_timeout: Duration::from_secs(30),
             watch_timeout_seconds: 300,
             max_backoff: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(5),
+            max_negative_entries: 10_000,
         }
     }
 }
@@ -88,6 +99,8 @@ type Key = (String, String);
 #[derive(Debug)]
 pub struct ServiceAccountCache {
     entries: RwLock<HashMap<Key, ServiceAccount>>,
+    /// ServiceAccounts found absent by a direct read, and when.
+    absent: std::sync::Mutex<HashMap<Key, std::time::Instant>>,
     synced: AtomicBool,
     client: ApiClient,
     metrics: Arc<Metrics>,
@@ -99,6 +112,7 @@ impl ServiceAccountCache {
     pub fn new(client: ApiClient, metrics: Arc<Metrics>, options: CacheOptions) -> Arc<Self> {
         Arc::new(ServiceAccountCache {
             entries: RwLock::new(HashMap::new()),
+            absent: std::sync::Mutex::new(HashMap::new()),
             synced: AtomicBool::new(false),
             client,
             metrics,
@@ -127,12 +141,41 @@ impl ServiceAccountCache {
         self.entries.read().ok()?.get(&key).cloned()
     }
 
+    /// Whether a direct read found this ServiceAccount absent within the negative TTL.
+    fn known_absent(&self, key: &Key) -> bool {
+        self.absent.lock().ok().is_some_and(|a| {
+            a.get(key)
+                .is_some_and(|at| at.elapsed() < self.options.negative_ttl)
+        })
+    }
+
+    fn remember_absent(&self, key: Key) {
+        if let Ok(mut a) = self.absent.lock() {
+            if a.len() >= self.options.max_negative_entries {
+                let ttl = self.options.negative_ttl;
+                a.retain(|_, at| at.elapsed() < ttl);
+            }
+            if a.len() < self.options.max_negative_entries {
+                a.insert(key, std::time::Instant::now());
+            }
+        }
+    }
+
+    fn forget_absent(&self, key: &Key) {
+        if let Ok(mut a) = self.absent.lock() {
+            a.remove(key);
+        }
+    }
+
     fn replace_all(&self, items: Vec<ServiceAccount>) {
         let map: HashMap<Key, ServiceAccount> = items
             .into_iter()
             .map(|sa| ((sa.namespace.clone(), sa.name.clone()), sa))
             .collect();
         let n = map.len();
+        if let Ok(mut a) = self.absent.lock() {
+            a.retain(|k, _| !map.contains_key(k));
+        }
         if let Ok(mut m) = self.entries.write() {
             *m = map;
         }
@@ -144,7 +187,9 @@ impl ServiceAccountCache {
             Ok(mut m) => {
                 match event {
                     WatchEvent::Added(sa) | WatchEvent::Modified(sa) => {
-                        m.insert((sa.namespace.clone(), sa.name.clone()), sa.clone());
+                        let key = (sa.namespace.clone(), sa.name.clone());
+                        self.forget_absent(&key);
+                        m.insert(key, sa.clone());
                     }
                     WatchEvent::Deleted(sa) => {
                         m.remove(&(sa.namespace.clone(), sa.name.clone()));
@@ -269,6 +314,11 @@ impl ServiceAccountLookup for ServiceAccountCache {
         if let Some(sa) = self.cached(namespace, name) {
             return Ok(Some(sa));
         }
+        let key = (namespace.to_owned(), name.to_owned());
+        if self.known_absent(&key) {
+            self.metrics.direct_read(DirectRead::KnownAbsent);
+            return Ok(None);
+        }
         match self
             .client
             .get_service_account(namespace, name, self.options.direct_read_timeout)
@@ -280,6 +330,7 @@ impl ServiceAccountLookup for ServiceAccountCache {
             }
             Ok(None) => {
                 self.metrics.direct_read(DirectRead::NotFound);
+                self.remember_absent(key);
                 Ok(None)
             }
             Err(e) => {

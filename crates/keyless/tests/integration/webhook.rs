@@ -1012,3 +1012,65 @@ mod openssl_sha256 {
         out.stdout
     }
 }
+
+/// Issue 12 §5: reviews naming a ServiceAccount that does not exist cost one API-server
+/// GET per account and negative-cache window, not one per review; a watch event adding
+/// the account ends the window at once. And reviews naming attacker-chosen namespaces
+/// cannot grow the metrics without bound.
+#[tokio::test]
+async fn missing_service_accounts_are_remembered_and_namespace_series_are_bounded() -> Result<()> {
+    let api = api().await;
+    let wh = Webhook::start(&api, &[]).await?;
+    let pod = |sa: &str| labelled(json!({"serviceAccountName": sa, "containers": [{"name": "c"}]}));
+    for _ in 0..50 {
+        let r = wh.review(Some("apps"), &pod("ghost")).await?;
+        assert_eq!(
+            r["status"]["message"],
+            "serviceaccounts \"ghost\" not found"
+        );
+    }
+    assert_eq!(
+        api.count("GET apps/ghost"),
+        1,
+        "50 reviews, one read: {:?}",
+        api.requests()
+    );
+    wh.wait_metric("keyless_webhook_serviceaccount_direct_reads_total{result=\"known_absent\"} 49")
+        .await?;
+    // The account is created: the watch event ends the negative entry, the next review
+    // mutates without waiting for the window.
+    api.create(
+        "apps",
+        "ghost",
+        &[("azure.workload.identity/client-id", "now-here")],
+    );
+    let mut mutated = false;
+    for _ in 0..100 {
+        let r = wh.review(Some("apps"), &pod("ghost")).await?;
+        if r["allowed"] == true && r.get("patch").is_some() {
+            mutated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(mutated, "the created account was used within 2 s");
+
+    // 600 namespaces (each review refused: no such account there): at most the bound
+    // gets series of its own, the rest share one.
+    for i in 0..600 {
+        wh.review(Some(&format!("ns-{i}")), &pod("workload"))
+            .await?;
+    }
+    let text = wh.metrics().await?;
+    let namespaces: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("keyless_webhook_mutation_duration_seconds_count"))
+        .filter_map(|l| l.split("namespace=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(
+        namespaces.len() <= 501 && namespaces.contains("_other"),
+        "{} namespace series",
+        namespaces.len()
+    );
+    wh.stop().await
+}
