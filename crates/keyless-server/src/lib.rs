@@ -7,6 +7,7 @@ pub mod arm;
 pub mod bearer;
 pub mod errors;
 pub mod issuer_fetch;
+pub mod limits;
 pub mod router;
 pub mod serve;
 pub mod sts;

@@ -86,9 +86,41 @@ pub struct ServeArgs {
     /// Cap on federated credentials per identity (Entra caps at 20; default: none).
     #[arg(long)]
     pub max_federated_credentials: Option<u32>,
+    /// Seconds a TLS handshake may take.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub tls_handshake_timeout: u64,
+    /// Seconds from the first byte of an HTTP/1 request head to its end (0: no limit).
+    #[arg(long, default_value_t = 10)]
+    pub header_read_timeout: u64,
+    /// Seconds from the end of a request head to the end of its body; a slower body
+    /// gets 408 (0: no limit).
+    #[arg(long, default_value_t = 30)]
+    pub body_read_timeout: u64,
+    /// Seconds a connection stays open with no request in flight (0: no limit); keep it
+    /// above the idle timeout of any load balancer in front.
+    #[arg(long, default_value_t = 120)]
+    pub idle_timeout: u64,
+    /// Connections served at once per listener; more wait in the accept backlog
+    /// (0: no limit).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// The connection limits of both listeners.
+    fn limits(&self) -> keyless_server::limits::ConnectionLimits {
+        let secs = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));
+        keyless_server::limits::ConnectionLimits {
+            tls_handshake: std::time::Duration::from_secs(self.tls_handshake_timeout),
+            header_read: secs(self.header_read_timeout),
+            body_read: secs(self.body_read_timeout),
+            idle: secs(self.idle_timeout),
+            max_connections: (self.max_connections > 0).then_some(self.max_connections),
+        }
+    }
 }
 
 fn parse_alg(s: &str) -> Result<Alg, String> {
@@ -232,14 +264,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     keyless.start_background(std::time::Duration::from_secs(args.resync_interval));
 
     let state = keyless_server::AppState { keyless };
+    let limits = args.limits();
     if let Some(addr) = args.metrics_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr} for metrics"))?;
         let metrics = keyless_server::router::metrics_router(state.clone());
         tracing::info!(listen = %addr, "serving metrics over plain HTTP");
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, metrics).await {
+            if let Err(e) = keyless_server::serve::serve_plain(listener, metrics, limits).await {
                 tracing::error!(error = %e, "metrics listener failed");
             }
         });
@@ -253,7 +285,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     println!("keyless serve: listening on {}", listener.local_addr()?);
     println!("keyless serve: ready at {}", public.authority());
     tracing::info!(listen = %listener.local_addr()?, public = %public.authority(), "serving");
-    keyless_server::serve::serve_tls(listener, tls, router, shutdown).await?;
+    keyless_server::serve::serve_tls(listener, tls, router, limits, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

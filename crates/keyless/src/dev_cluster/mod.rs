@@ -298,7 +298,14 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         mint_api = local_api,
         "serving"
     );
-    keyless_server::serve::serve_tls(listener, tls, router, shutdown).await?;
+    keyless_server::serve::serve_tls(
+        listener,
+        tls,
+        router,
+        keyless_server::limits::ConnectionLimits::default(),
+        shutdown,
+    )
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }

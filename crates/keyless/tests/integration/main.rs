@@ -27,6 +27,7 @@ mod replicas;
 mod rotation;
 mod scopes;
 mod serve;
+mod slowloris;
 mod terminal;
 mod token_service;
 mod vault;
