@@ -94,7 +94,7 @@ pub struct ServeArgs {
     pub header_read_timeout: u64,
     /// Seconds from the end of a request head to the end of its body; a slower body
     /// gets 408 (0: no limit).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 10)]
     pub body_read_timeout: u64,
     /// Seconds a connection stays open with no request in flight (0: no limit); keep it
     /// above the idle timeout of any load balancer in front.

@@ -39,7 +39,7 @@ impl Default for ConnectionLimits {
         Self {
             tls_handshake: Duration::from_secs(10),
             header_read: Some(Duration::from_secs(10)),
-            body_read: Some(Duration::from_secs(30)),
+            body_read: Some(Duration::from_secs(10)),
             idle: Some(Duration::from_secs(120)),
             max_connections: Some(10_000),
         }
