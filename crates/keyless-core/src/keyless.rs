@@ -386,9 +386,14 @@ impl Keyless {
         });
     }
 
-    /// Periodic housekeeping: signing keys (see [`Keyless::ensure_signing_keys`]) and
-    /// purging soft-deleted secrets whose retention has ended.
+    /// Periodic housekeeping: signing keys (see [`Keyless::ensure_signing_keys`]),
+    /// idle and failed issuer cache entries, and purging soft-deleted secrets whose
+    /// retention has ended.
     pub async fn maintenance(&self) -> Result<(), OpenError> {
+        let dropped = self.issuers.sweep();
+        if dropped > 0 {
+            tracing::info!(dropped, "dropped idle or failed issuer cache entries");
+        }
         self.ensure_signing_keys().await?;
         let purged = self.store.purge_expired_secrets(self.clock.now()).await?;
         if purged > 0 {

@@ -83,6 +83,21 @@ pub struct ServeArgs {
     /// how much a flood of unknown kids or a down issuer can cost.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=3600))]
     pub issuer_refresh_min_interval: i64,
+    /// Most distinct fetched issuers one tenant keeps in the issuer cache; a new one
+    /// beyond it fails (AADSTS50166) until one of that tenant's issuers goes idle.
+    /// Other tenants are not affected.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub issuer_cache_per_tenant: u32,
+    /// Seconds an issuer unused by a tenant stays in that tenant's issuer cache.
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
+    pub issuer_cache_idle: i64,
+    /// Seconds an issuer that was never fetched successfully stays cached unused.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(i64).range(10..=86_400))]
+    pub issuer_cache_failed: i64,
+    /// Most issuer metadata fetches under way at once; an exchange that finds every
+    /// slot busy for a second fails (AADSTS50166) instead of queueing.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub issuer_max_concurrent_fetches: u32,
     /// Cap on federated credentials per identity (Entra caps at 20; default: none).
     #[arg(long)]
     pub max_federated_credentials: Option<u32>,
@@ -218,6 +233,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     settings.issuer_cache.unknown_kid_min_interval_secs = args.issuer_refresh_min_interval;
     settings.max_federated_credentials = args.max_federated_credentials;
     settings.issuer_cache.max_stale_secs = args.issuer_keys_max_stale;
+    settings.issuer_cache.max_issuers_per_tenant = args.issuer_cache_per_tenant as usize;
+    settings.issuer_cache.idle_ttl_secs = args.issuer_cache_idle;
+    settings.issuer_cache.failed_ttl_secs = args.issuer_cache_failed;
+    settings.issuer_cache.max_concurrent_fetches = args.issuer_max_concurrent_fetches as usize;
     let fetcher = keyless_server::issuer_fetch::HttpFetcher::new(
         &keyless_server::issuer_fetch::FetchOptions {
             allow_private: args.allow_private_issuers,

@@ -166,7 +166,7 @@ pub(crate) async fn issuer_keys(
     {
         return Ok(k.clone());
     }
-    cache.keys(issuer, kid).await.map_err(|e| match e {
+    cache.keys(tenant, issuer, kid).await.map_err(|e| match e {
         IssuerError::Stale { since, reason } => issuer_keys_stale(issuer, since, reason),
         other => issuer_unreachable(issuer, other),
     })

@@ -29,6 +29,12 @@ pub const STATIC_ISSUER: &str = "https://static.cluster.example";
 /// An issuer whose metadata the fake fetcher serves.
 pub const FETCHED_ISSUER: &str = "https://oidc.cluster.example/c1";
 
+/// The `n`th issuer the fake fetcher serves (all publish the same keys); the first
+/// is [`FETCHED_ISSUER`].
+pub fn fetched_issuer(n: usize) -> String {
+    format!("https://oidc.cluster.example/c{n}")
+}
+
 /// The one place that picks the backend: a fresh, empty, private database.
 pub async fn temp_store() -> Arc<dyn Store> {
     Arc::new(
@@ -43,8 +49,9 @@ pub fn sa_subject(namespace: &str, name: &str) -> String {
     format!("system:serviceaccount:{namespace}:{name}")
 }
 
-/// Serves [`FETCHED_ISSUER`]'s discovery document and JWKS; counts calls, can fail,
-/// can hold every call until released.
+/// Serves the discovery document and JWKS of every issuer under
+/// `https://oidc.cluster.example/` ([`fetched_issuer`]); counts calls, can fail, can
+/// hold every call until released.
 pub struct FakeFetcher {
     jwks: Mutex<Vec<u8>>,
     down: AtomicBool,
@@ -53,7 +60,8 @@ pub struct FakeFetcher {
 }
 
 impl FakeFetcher {
-    fn new() -> Self {
+    /// A fetcher publishing no keys yet.
+    pub fn new() -> Self {
         Self {
             jwks: Mutex::new(b"{\"keys\":[]}".to_vec()),
             down: AtomicBool::new(false),
@@ -97,6 +105,12 @@ impl FakeFetcher {
     }
 }
 
+impl Default for FakeFetcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[async_trait::async_trait]
 impl MetadataFetcher for FakeFetcher {
     async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
@@ -109,13 +123,17 @@ impl MetadataFetcher for FakeFetcher {
                 reason: "connection refused".into(),
             });
         }
-        if url == format!("{FETCHED_ISSUER}/.well-known/openid-configuration") {
+        let served = |u: &str| u.starts_with("https://oidc.cluster.example/c");
+        if let Some(issuer) = url
+            .strip_suffix("/.well-known/openid-configuration")
+            .filter(|i| served(i))
+        {
             return Ok(serde_json::to_vec(
-                &json!({"issuer": FETCHED_ISSUER, "jwks_uri": format!("{FETCHED_ISSUER}/keys")}),
+                &json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys")}),
             )
             .unwrap());
         }
-        if url == format!("{FETCHED_ISSUER}/keys") {
+        if served(url) && url.ends_with("/keys") {
             return Ok(self.jwks.lock().unwrap().clone());
         }
         Err(FetchError::Failed {

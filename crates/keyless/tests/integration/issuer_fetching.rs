@@ -214,3 +214,48 @@ async fn an_unreachable_issuer_without_cached_keys_is_50166() -> Result<()> {
     assert_eq!(server.issuer_fetches().await?, 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn an_issuer_beyond_the_tenant_quota_is_50166_while_the_first_keep_working() -> Result<()> {
+    let first = DevCluster::start(&[]).await?;
+    let second = DevCluster::start(&[]).await?;
+    let ca = second.ca_path();
+    let ca = ca.to_str().expect("UTF-8 temp path");
+    let server = Server::start_trusting_with(
+        &first,
+        &["--trust-ca", ca, "--issuer-cache-per-tenant", "1"],
+    )
+    .await?;
+    let within = server
+        .identity_with_credential("rg-quota", "within", credential(&first.issuer, SUBJECT))
+        .await?;
+    let beyond = server
+        .identity_with_credential("rg-quota", "beyond", credential(&second.issuer, SUBJECT))
+        .await?;
+    let ex = server.exchanger();
+    let r = ex
+        .exchange(&within.client_id, &first.mint("ns1", "app").await?)
+        .await?;
+    assert_eq!(r.code(), 200, "{}", r.body);
+
+    // The second issuer is reachable and valid, but the tenant's quota is full.
+    let r = ex
+        .exchange(&beyond.client_id, &second.mint("ns1", "app").await?)
+        .await?;
+    let desc = assert_refused(&r, 400, "invalid_request", 50166, &[&second.issuer]);
+    assert!(
+        !desc.contains("--issuer-cache"),
+        "operator detail only: {desc}"
+    );
+    assert_eq!(
+        server.issuer_fetches().await?,
+        1,
+        "a refused issuer is never fetched"
+    );
+
+    let r = ex
+        .exchange(&within.client_id, &first.mint("ns1", "app").await?)
+        .await?;
+    assert_eq!(r.code(), 200, "the first issuer keeps working: {}", r.body);
+    Ok(())
+}
