@@ -86,9 +86,37 @@ pub struct ServeArgs {
     /// Cap on federated credentials per identity (Entra caps at 20; default: none).
     #[arg(long)]
     pub max_federated_credentials: Option<u32>,
+    /// How long sign-in log rows are kept: seconds, or days with a `d` suffix (`30d`).
+    /// Older rows are deleted by housekeeping.
+    #[arg(long, default_value = "30d", value_parser = parse_retention)]
+    pub signin_log_retention: i64,
+    /// Most sign-in log rows kept (all tenants); housekeeping deletes the oldest beyond
+    /// it.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub signin_log_max_rows: u64,
+    /// Seconds between housekeeping runs (sign-in log retention and cap, signing keys,
+    /// purges of deleted secrets).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub housekeeping_interval: u64,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+/// `SECONDS` or `DAYSd`, at least one second and at most ten years.
+fn parse_retention(s: &str) -> Result<i64, String> {
+    let (digits, unit) = match s.strip_suffix('d') {
+        Some(days) => (days, 86_400),
+        None => (s, 1),
+    };
+    digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|secs| (1..=10 * 365 * 86_400).contains(secs))
+        .ok_or_else(|| {
+            format!("invalid retention '{s}': use seconds (e.g. 86400) or days (e.g. 30d), at most 3650d")
+        })
 }
 
 fn parse_alg(s: &str) -> Result<Alg, String> {
@@ -186,6 +214,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     settings.issuer_cache.unknown_kid_min_interval_secs = args.issuer_refresh_min_interval;
     settings.max_federated_credentials = args.max_federated_credentials;
     settings.issuer_cache.max_stale_secs = args.issuer_keys_max_stale;
+    settings.signin_log.retention_secs = args.signin_log_retention;
+    settings.signin_log.max_rows = args.signin_log_max_rows;
+    settings.housekeeping_interval = std::time::Duration::from_secs(args.housekeeping_interval);
     let fetcher = keyless_server::issuer_fetch::HttpFetcher::new(
         &keyless_server::issuer_fetch::FetchOptions {
             allow_private: args.allow_private_issuers,
