@@ -371,3 +371,18 @@ fn refresh_admin_file(path: &Path, public: &PublicUrl, ca: Option<String>) -> Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::parse_retention;
+
+    #[test]
+    fn retention_is_seconds_or_days() {
+        assert_eq!(parse_retention("86400").unwrap(), 86_400);
+        assert_eq!(parse_retention("30d").unwrap(), 30 * 86_400);
+        for bad in ["", "0", "-5", "d", "3651d", "1h", "99999999999999999999"] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
+    }
+}
