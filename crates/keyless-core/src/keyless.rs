@@ -102,7 +102,7 @@ impl Keyless {
         let view = View::new(Snapshot::load(&*store).await?);
         let ring = KeyRing::load(store.all_signing_keys().await?, &kek)?;
         let issuers = IssuerCache::new(fetcher, clock.clone(), settings.issuer_cache);
-        let signins = SignInLog::start(store.clone());
+        let signins = SignInLog::start(store.clone(), settings.signin_log.aggregation_window);
         Ok(Keyless {
             issuers,
             signins,
@@ -347,7 +347,8 @@ impl Keyless {
 
     /// Starts the background work of a serving process: reloading the in-memory state
     /// when another replica changes the database (the store's change feed), a periodic
-    /// full resync as a safety net (`resync`), and housekeeping every minute.
+    /// full resync as a safety net (`resync`), and housekeeping every
+    /// `settings.housekeeping_interval`.
     pub fn start_background(self: &Arc<Self>, resync: std::time::Duration) {
         let me = self.clone();
         tokio::spawn(async move {
@@ -376,7 +377,7 @@ impl Keyless {
         });
         let me = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            let mut tick = tokio::time::interval(me.settings.housekeeping_interval);
             loop {
                 tick.tick().await;
                 if let Err(e) = me.maintenance().await {
@@ -386,10 +387,28 @@ impl Keyless {
         });
     }
 
-    /// Periodic housekeeping: signing keys (see [`Keyless::ensure_signing_keys`]),
-    /// idle and failed issuer cache entries, and purging soft-deleted secrets whose
-    /// retention has ended.
+    /// Periodic housekeeping: the sign-in log's retention and row cap, idle and failed
+    /// issuer cache entries, signing keys (see [`Keyless::ensure_signing_keys`]) and
+    /// purging soft-deleted secrets whose retention has ended.
     pub async fn maintenance(&self) -> Result<(), OpenError> {
+        // First and on its own: a failing key check must not let the log grow unbounded.
+        match crate::signin::enforce_bounds(
+            &*self.store,
+            self.clock.now(),
+            &self.settings.signin_log,
+        )
+        .await
+        {
+            Ok((expired, trimmed)) if expired + trimmed > 0 => {
+                tracing::info!(
+                    expired,
+                    trimmed,
+                    "deleted sign-in log rows past the retention or the row cap"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sign-in log housekeeping failed"),
+        }
         let dropped = self.issuers.sweep();
         if dropped > 0 {
             tracing::info!(dropped, "dropped idle or failed issuer cache entries");

@@ -68,6 +68,10 @@ pub struct Settings {
     pub max_federated_credentials: Option<u32>,
     /// Issuer metadata cache tuning.
     pub issuer_cache: crate::federation::CacheSettings,
+    /// Bounds of the sign-in log (retention, row cap, folding of repeated failures).
+    pub signin_log: crate::signin::LogSettings,
+    /// How often housekeeping runs (signing keys, purges, sign-in log bounds).
+    pub housekeeping_interval: std::time::Duration,
 }
 
 impl Settings {
@@ -81,6 +85,8 @@ impl Settings {
             clock_leeway_secs: 60,
             max_federated_credentials: None,
             issuer_cache: crate::federation::CacheSettings::default(),
+            signin_log: crate::signin::LogSettings::default(),
+            housekeeping_interval: std::time::Duration::from_secs(60),
         }
     }
 }

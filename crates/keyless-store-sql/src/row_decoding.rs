@@ -139,6 +139,7 @@ macro_rules! row_decoders {
                 client_ip: r.try_get("client_ip")?,
                 correlation_id: r.try_get("correlation_id")?,
                 latency_us: r.try_get("latency_us")?,
+                count: r.try_get("count")?,
             })
         }
 

@@ -77,6 +77,9 @@ macro_rules! conformance_tests {
             trusted_issuers_are_listed_by_tenant_and_name
             signin_log_filters
             signin_batch_with_nul_is_kept_whole
+            signin_retention_deletes_old_rows
+            signin_cap_keeps_the_newest
+            signin_count_round_trips
             vault_names_are_global_and_ignore_case
             secret_versions_keep_order_and_first_casing
             secret_needs_its_vault

@@ -189,8 +189,12 @@ pub struct SignInRecord {
     pub client_ip: Option<String>,
     /// Correlation id.
     pub correlation_id: String,
-    /// Server-side latency, microseconds.
+    /// Server-side latency, microseconds (of the first request, when aggregated).
     pub latency_us: i64,
+    /// Requests this row stands for: identical failures (same tenant, client id,
+    /// address and error code) arriving close together are logged as one row; 1
+    /// otherwise.
+    pub count: i64,
 }
 
 /// Filter of a sign-in log query.

@@ -119,6 +119,18 @@ pub struct ServeArgs {
     /// (0: no limit).
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// How long sign-in log rows are kept: seconds, or days with a `d` suffix (`30d`).
+    /// Older rows are deleted by housekeeping.
+    #[arg(long, default_value = "30d", value_parser = parse_retention)]
+    pub signin_log_retention: i64,
+    /// Most sign-in log rows kept (all tenants); housekeeping deletes the oldest beyond
+    /// it.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub signin_log_max_rows: u64,
+    /// Seconds between housekeeping runs (sign-in log retention and cap, signing keys,
+    /// purges of deleted secrets).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub housekeeping_interval: u64,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -136,6 +148,22 @@ impl ServeArgs {
             max_connections: (self.max_connections > 0).then_some(self.max_connections),
         }
     }
+}
+
+/// `SECONDS` or `DAYSd`, at least one second and at most ten years.
+fn parse_retention(s: &str) -> Result<i64, String> {
+    let (digits, unit) = match s.strip_suffix('d') {
+        Some(days) => (days, 86_400),
+        None => (s, 1),
+    };
+    digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|secs| (1..=10 * 365 * 86_400).contains(secs))
+        .ok_or_else(|| {
+            format!("invalid retention '{s}': use seconds (e.g. 86400) or days (e.g. 30d), at most 3650d")
+        })
 }
 
 fn parse_alg(s: &str) -> Result<Alg, String> {
@@ -237,6 +265,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     settings.issuer_cache.idle_ttl_secs = args.issuer_cache_idle;
     settings.issuer_cache.failed_ttl_secs = args.issuer_cache_failed;
     settings.issuer_cache.max_concurrent_fetches = args.issuer_max_concurrent_fetches as usize;
+    settings.signin_log.retention_secs = args.signin_log_retention;
+    settings.signin_log.max_rows = args.signin_log_max_rows;
+    settings.housekeeping_interval = std::time::Duration::from_secs(args.housekeeping_interval);
     let fetcher = keyless_server::issuer_fetch::HttpFetcher::new(
         &keyless_server::issuer_fetch::FetchOptions {
             allow_private: args.allow_private_issuers,
@@ -390,4 +421,19 @@ fn refresh_admin_file(path: &Path, public: &PublicUrl, ca: Option<String>) -> Re
         write_private(path, &serde_json::to_vec_pretty(&file)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::parse_retention;
+
+    #[test]
+    fn retention_is_seconds_or_days() {
+        assert_eq!(parse_retention("86400").unwrap(), 86_400);
+        assert_eq!(parse_retention("30d").unwrap(), 30 * 86_400);
+        for bad in ["", "0", "-5", "d", "3651d", "1h", "99999999999999999999"] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -124,6 +124,7 @@ impl Keyless {
             client_ip: ctx.client_ip.clone(),
             correlation_id: ctx.correlation_id.clone(),
             latency_us: i64::try_from(latency_us).unwrap_or(i64::MAX),
+            count: 1,
         });
         result
     }

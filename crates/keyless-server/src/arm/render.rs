@@ -170,6 +170,8 @@ pub fn signin(r: &SignInRecord) -> Value {
         "ipAddress": r.client_ip,
         "correlationId": r.correlation_id,
         "latencyMicroseconds": r.latency_us,
+        // Requests the row stands for: identical failures close together share a row.
+        "count": r.count,
     })
 }
 

@@ -21,9 +21,9 @@ pub(super) async fn insert_signins(db: &PgStore, records: &[SignInRecord]) -> Re
             .collect::<Vec<_>>()
     };
     sqlx::query(
-        "INSERT INTO signin_log (at, tenant_id, client_id, principal_id, issuer, subject, resource, success, error_code, error, client_ip, correlation_id, latency_us)
+        "INSERT INTO signin_log (at, tenant_id, client_id, principal_id, issuer, subject, resource, success, error_code, error, client_ip, correlation_id, latency_us, count)
          SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                              $8::boolean[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::bigint[])",
+                              $8::boolean[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[])",
     )
     .bind(records.iter().map(|r| r.at).collect::<Vec<_>>())
     .bind(text(|r| &r.tenant_id))
@@ -38,6 +38,7 @@ pub(super) async fn insert_signins(db: &PgStore, records: &[SignInRecord]) -> Re
     .bind(opt(|r| r.client_ip.as_deref()))
     .bind(text(|r| &r.correlation_id))
     .bind(records.iter().map(|r| r.latency_us).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.count).collect::<Vec<_>>())
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -60,4 +61,26 @@ pub(super) async fn query_signins(db: &PgStore, q: &SignInQuery) -> Result<Vec<S
     .fetch_all(&db.pool)
     .await?;
     rows.iter().map(signin_from_row).collect()
+}
+
+pub(super) async fn delete_signins_before(db: &PgStore, before: i64) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM signin_log WHERE at < $1")
+        .bind(before)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn trim_signins(db: &PgStore, keep: u64) -> Result<u64> {
+    // Ids grow with insertion, so the newest `keep` rows are those above the id found
+    // `keep` rows down; everything at or below it goes.
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    let done = sqlx::query(
+        "DELETE FROM signin_log
+         WHERE id <= (SELECT id FROM signin_log ORDER BY id DESC OFFSET $1 LIMIT 1)",
+    )
+    .bind(keep)
+    .execute(&db.pool)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -10,8 +10,8 @@ pub(super) async fn insert_signins(db: &SqliteStore, records: &[SignInRecord]) -
     let mut tx = db.writer.begin().await?;
     for r in records {
         sqlx::query(
-            "INSERT INTO signin_log (at, tenant_id, client_id, principal_id, issuer, subject, resource, success, error_code, error, client_ip, correlation_id, latency_us)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO signin_log (at, tenant_id, client_id, principal_id, issuer, subject, resource, success, error_code, error, client_ip, correlation_id, latency_us, count)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(r.at)
         .bind(&r.tenant_id)
@@ -26,6 +26,7 @@ pub(super) async fn insert_signins(db: &SqliteStore, records: &[SignInRecord]) -
         .bind(&r.client_ip)
         .bind(&r.correlation_id)
         .bind(r.latency_us)
+        .bind(r.count)
         .execute(&mut *tx)
         .await?;
     }
@@ -50,4 +51,26 @@ pub(super) async fn query_signins(db: &SqliteStore, q: &SignInQuery) -> Result<V
     .fetch_all(&db.reader)
     .await?;
     rows.iter().map(signin_from_row).collect()
+}
+
+pub(super) async fn delete_signins_before(db: &SqliteStore, before: i64) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM signin_log WHERE at < ?")
+        .bind(before)
+        .execute(&db.writer)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn trim_signins(db: &SqliteStore, keep: u64) -> Result<u64> {
+    // Ids grow with insertion, so the newest `keep` rows are those above the id found
+    // `keep` rows down; everything at or below it goes.
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    let done = sqlx::query(
+        "DELETE FROM signin_log
+         WHERE id <= (SELECT id FROM signin_log ORDER BY id DESC LIMIT 1 OFFSET ?)",
+    )
+    .bind(keep)
+    .execute(&db.writer)
+    .await?;
+    Ok(done.rows_affected())
 }

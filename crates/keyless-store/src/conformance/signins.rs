@@ -23,6 +23,7 @@ fn signin(at: i64, ok: bool, client: &str) -> SignInRecord {
         client_ip: Some("127.0.0.1".into()),
         correlation_id: "c".into(),
         latency_us: 5,
+        count: 1,
     }
 }
 
@@ -94,6 +95,71 @@ pub async fn signin_batch_with_nul_is_kept_whole(s: Arc<dyn Store>) -> Result<()
     check(
         logged.len() == 2,
         "a batch with NUL characters is stored whole",
+    );
+    Ok(())
+}
+
+/// Retention: rows logged before the cut-off are deleted, the rest stay.
+pub async fn signin_retention_deletes_old_rows(s: Arc<dyn Store>) -> Result<(), StoreError> {
+    s.insert_signins(&[
+        signin(100, false, "a"),
+        signin(200, true, "a"),
+        signin(300, false, "b"),
+    ])
+    .await?;
+    check(
+        s.delete_signins_before(200).await? == 1,
+        "one row is older than the cut-off",
+    );
+    let left = s.query_signins(&query(None, false, None)).await?;
+    check(
+        left.iter().map(|r| r.at).collect::<Vec<_>>() == vec![300, 200],
+        "rows at or after the cut-off stay",
+    );
+    check(
+        s.delete_signins_before(200).await? == 0,
+        "deleting again finds nothing",
+    );
+    Ok(())
+}
+
+/// The row cap deletes the oldest rows, across tenants, and keeps the newest.
+pub async fn signin_cap_keeps_the_newest(s: Arc<dyn Store>) -> Result<(), StoreError> {
+    let mut other = signin(5, false, "o");
+    other.tenant_id = "other".into();
+    s.insert_signins(&[other]).await?;
+    for at in 10..15 {
+        s.insert_signins(&[signin(at, false, "a")]).await?;
+    }
+    check(
+        s.trim_signins(10).await? == 0,
+        "nothing to trim under the cap",
+    );
+    check(
+        s.trim_signins(3).await? == 3,
+        "the rows beyond the cap are deleted",
+    );
+    let left = s.query_signins(&query(None, false, None)).await?;
+    check(
+        left.iter().map(|r| r.at).collect::<Vec<_>>() == vec![14, 13, 12],
+        "the newest rows stay",
+    );
+    check(
+        s.trim_signins(0).await? == 3,
+        "a cap of zero empties the log",
+    );
+    Ok(())
+}
+
+/// How many requests a row stands for is kept.
+pub async fn signin_count_round_trips(s: Arc<dyn Store>) -> Result<(), StoreError> {
+    let mut many = signin(10, false, "a");
+    many.count = 200;
+    s.insert_signins(&[many, signin(20, true, "a")]).await?;
+    let logged = s.query_signins(&query(None, false, None)).await?;
+    check(
+        logged.iter().map(|r| r.count).collect::<Vec<_>>() == vec![1, 200],
+        "counts as written",
     );
     Ok(())
 }

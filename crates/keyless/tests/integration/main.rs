@@ -27,6 +27,7 @@ mod replicas;
 mod rotation;
 mod scopes;
 mod serve;
+mod signin_bounds;
 mod slowloris;
 mod terminal;
 mod token_service;
