@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod deadline;
 mod error;
 mod records;
 pub mod scope;

@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// slot busy for a second fails (AADSTS50166) instead of queueing.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub issuer_max_concurrent_fetches: u32,
+    /// Seconds a database call may take before it fails (503 with `Retry-After` for the
+    /// request); housekeeping deletes get twelve times as long.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub store_timeout: u64,
     /// Cap on federated credentials per identity (Entra caps at 20; default: none).
     #[arg(long)]
     pub max_federated_credentials: Option<u32>,
@@ -254,6 +258,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     drop(lock);
 
     let store = open_store(args.database_url.as_deref(), &args.data_dir).await?;
+    let store: Arc<dyn keyless_store::Store> =
+        Arc::new(keyless_store::deadline::WithDeadline::new(
+            store,
+            keyless_store::deadline::Deadlines {
+                call: std::time::Duration::from_secs(args.store_timeout),
+                housekeeping: std::time::Duration::from_secs(args.store_timeout * 12),
+            },
+        ));
     let mut settings = Settings::new(public.clone());
     settings.token_lifetime_secs = args.token_lifetime;
     settings.signing_alg = args.signing_alg;

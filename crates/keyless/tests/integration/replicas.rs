@@ -108,6 +108,8 @@ struct Proxy {
     port: u16,
     upstream: String,
     up: Arc<AtomicBool>,
+    /// While set, connections stay open but no byte passes: a half-dead database.
+    stalled: Arc<AtomicBool>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     conns: Arc<tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
@@ -128,6 +130,7 @@ impl Proxy {
             port,
             upstream: hostport,
             up: Arc::new(AtomicBool::new(true)),
+            stalled: Arc::new(AtomicBool::new(false)),
             task: tokio::sync::Mutex::new(None),
             conns: Arc::new(tokio::sync::Mutex::new(Vec::new())),
         };
@@ -137,12 +140,16 @@ impl Proxy {
 
     async fn serve(&self, listener: TcpListener) {
         let (upstream, conns) = (self.upstream.clone(), self.conns.clone());
+        let stalled = self.stalled.clone();
         let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 let upstream = upstream.clone();
+                let stalled = stalled.clone();
                 let handle = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = TcpStream::connect(&upstream).await {
+                        let (ri, wi) = inbound.into_split();
+                        let (ro, wo) = outbound.into_split();
+                        tokio::join!(forward(ri, wo, stalled.clone()), forward(ro, wi, stalled));
                     }
                 });
                 conns.lock().await.push(handle);
@@ -161,11 +168,42 @@ impl Proxy {
         }
     }
 
+    /// Holds every byte (both directions, open and new connections) until `resume`.
+    fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    fn resume(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
+    }
+
     async fn restore(&self) -> Result<()> {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await?;
         self.up.store(true, Ordering::SeqCst);
         self.serve(listener).await;
         Ok(())
+    }
+}
+
+/// Copies `from` to `to`, holding the bytes while `stalled` is set.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -382,6 +420,11 @@ struct Pair {
 }
 
 async fn pair(db: Database, db_url_a: &str, db_url_b: &str) -> Result<Pair> {
+    pair_with(db, db_url_a, db_url_b, &[]).await
+}
+
+/// [`pair`], with more `keyless serve` flags for both replicas.
+async fn pair_with(db: Database, db_url_a: &str, db_url_b: &str, more: &[&str]) -> Result<Pair> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("shared");
     let cluster = DevCluster::start(&[]).await?;
@@ -389,7 +432,8 @@ async fn pair(db: Database, db_url_a: &str, db_url_b: &str) -> Result<Pair> {
     let ca = ca.to_str().context("path")?.to_string();
     // The public URL names one port; replicas listen elsewhere, as behind a balancer.
     let public = "https://localhost:9443".to_string();
-    let extra = ["--allow-private-issuers", "--trust-ca", ca.as_str()];
+    let mut extra = vec!["--allow-private-issuers", "--trust-ca", ca.as_str()];
+    extra.extend_from_slice(more);
     // Start both at the same instant on the empty database.
     let (a, b) = tokio::join!(
         replica(&data, db_url_a, Some(&public), &extra),
@@ -901,6 +945,78 @@ async fn database_outage_keeps_exchanges_and_reads_going_and_writes_fail_fast_th
             "B did not see the write made after recovery"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Issue 12 §5: a database that keeps its connections open but stops answering (a
+/// dropped NAT entry, a stalled server) must not hang requests: every store call has a
+/// deadline (`--store-timeout`), writes answer 503 with `Retry-After` within it, and
+/// exchanges and reads, served from memory, go on.
+#[tokio::test]
+async fn a_stalled_database_fails_writes_within_the_store_deadline_and_recovers() -> Result<()> {
+    let admin_url = admin_url()?;
+    let db = Database::create(&admin_url).await?;
+    let proxy = Proxy::start(&db.url).await?;
+    let via = db.via(&proxy)?;
+    let p = pair_with(db, &via, &via, &["--store-timeout", "2"]).await?;
+    let ta = token(&p.a, &p.admin, &p.arm_scope()).await?;
+    let (client_id, _) = p.identity(&p.a, &ta, "stalled").await?;
+    p.credential(
+        &p.a,
+        &ta,
+        "stalled",
+        "fic",
+        "system:serviceaccount:default:stalled",
+    )
+    .await?;
+    let assertion = p.cluster.mint("default", "stalled").await?;
+    p.until_exchanges(&p.a, &client_id, &assertion).await?;
+
+    proxy.stall();
+    let started = Instant::now();
+    let (s, body) = arm(
+        &p.a,
+        &ta,
+        Method::PUT,
+        &format!(
+            "/subscriptions/{}/resourcegroups/during-stall?api-version={RG_API}",
+            p.sub()
+        ),
+        Some(json!({"location": "westeurope"})),
+    )
+    .await?;
+    let took = started.elapsed();
+    assert_eq!(s, 503, "{body}");
+    assert!(
+        took < Duration::from_secs(8),
+        "a write on a stalled database took {took:?} to fail"
+    );
+    let (s, body) = exchange(&p.a, p.tenant(), &client_id, &assertion, &p.arm_scope()).await?;
+    assert_eq!(s, 200, "exchange while the database is stalled: {body}");
+
+    proxy.resume();
+    let resumed = Instant::now();
+    loop {
+        let (s, body) = arm(
+            &p.a,
+            &ta,
+            Method::PUT,
+            &format!(
+                "/subscriptions/{}/resourcegroups/after-stall?api-version={RG_API}",
+                p.sub()
+            ),
+            Some(json!({"location": "westeurope"})),
+        )
+        .await?;
+        if s == 200 || s == 201 {
+            break;
+        }
+        assert!(
+            resumed.elapsed() < Duration::from_secs(30),
+            "no recovery: {s} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(())
 }
