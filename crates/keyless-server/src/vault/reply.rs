@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyless_core::ErrorKind;
 use keyless_core::vault::VaultError;
 use serde_json::Value;
 
@@ -24,17 +23,8 @@ pub(super) fn json_response(status: StatusCode, body: Value) -> Response {
 
 /// A domain refusal in Key Vault's error shape.
 pub(super) fn vault_error(e: &VaultError) -> Response {
-    let status = match e.kind {
-        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-    };
     json_response(
-        status,
+        crate::errors::status_of(e.kind),
         render::error(&e.code, &e.message, e.inner.as_deref()),
     )
 }
