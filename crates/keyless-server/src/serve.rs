@@ -30,11 +30,14 @@ pub async fn serve_tls(
     });
     let tls =
         RustlsAcceptor::new(RustlsConfig::from_config(tls)).handshake_timeout(limits.tls_handshake);
-    axum_server::from_tcp(listener)?
+    let mut server = axum_server::from_tcp(listener)?
         .acceptor(LimitedAcceptor::new(tls, limits))
-        .handle(handle)
-        .serve(make_service(router, limits))
-        .await
+        .handle(handle);
+    server
+        .http_builder()
+        .http2()
+        .max_concurrent_streams(limits.max_http2_streams);
+    server.serve(make_service(router, limits)).await
 }
 
 /// Serves `router` over plain HTTP (the metrics listener) under `limits`.

@@ -123,6 +123,10 @@ pub struct ServeArgs {
     /// (0: no limit).
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Requests in flight at once on one HTTP/2 connection (its
+    /// SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_http2_streams: u32,
     /// How long sign-in log rows are kept: seconds, or days with a `d` suffix (`30d`).
     /// Older rows are deleted by housekeeping.
     #[arg(long, default_value = "30d", value_parser = parse_retention)]
@@ -150,6 +154,7 @@ impl ServeArgs {
             body_read: secs(self.body_read_timeout),
             idle: secs(self.idle_timeout),
             max_connections: (self.max_connections > 0).then_some(self.max_connections),
+            max_http2_streams: self.max_http2_streams,
         }
     }
 }

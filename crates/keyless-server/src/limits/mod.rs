@@ -31,6 +31,10 @@ pub struct ConnectionLimits {
     pub idle: Option<Duration>,
     /// Connections served at once; more wait in the listener's accept backlog.
     pub max_connections: Option<usize>,
+    /// Streams (requests) in flight at once on one HTTP/2 connection, advertised in
+    /// SETTINGS_MAX_CONCURRENT_STREAMS: one connection cannot multiply itself into
+    /// thousands of concurrent requests past the connection cap.
+    pub max_http2_streams: u32,
 }
 
 impl Default for ConnectionLimits {
@@ -42,6 +46,7 @@ impl Default for ConnectionLimits {
             body_read: Some(Duration::from_secs(10)),
             idle: Some(Duration::from_secs(120)),
             max_connections: Some(10_000),
+            max_http2_streams: 100,
         }
     }
 }

@@ -229,3 +229,56 @@ async fn connections_over_the_cap_wait_until_one_closes() -> Result<()> {
     drop(held);
     assert_healthy(&server).await
 }
+
+/// The SETTINGS_MAX_CONCURRENT_STREAMS the server advertises on a new HTTP/2
+/// connection (read from its first SETTINGS frame).
+async fn advertised_http2_streams(server: &Server) -> Result<Option<u32>> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(server.data_dir().join("ca.pem"))? {
+        roots.add(cert?)?;
+    }
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(("127.0.0.1", server.port)).await?;
+    let mut tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    ensure!(
+        tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()),
+        "the server did not negotiate h2"
+    );
+    // Client preface, then an empty SETTINGS frame.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await?;
+    tls.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await?;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let mut head = [0u8; 9];
+            tls.read_exact(&mut head).await?;
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            tls.read_exact(&mut payload).await?;
+            // SETTINGS (type 4), not an ACK (flag 1).
+            if head[3] == 4 && head[4] & 1 == 0 {
+                return Ok(payload.chunks_exact(6).find_map(|e| {
+                    (u16::from_be_bytes([e[0], e[1]]) == 3)
+                        .then(|| u32::from_be_bytes([e[2], e[3], e[4], e[5]]))
+                }));
+            }
+        }
+    })
+    .await
+    .context("no SETTINGS frame within 5 s")?
+}
+
+/// One HTTP/2 connection cannot carry more than `--max-http2-streams` requests at once
+/// (default 100): the cap is advertised to the client in the connection's SETTINGS.
+#[tokio::test]
+async fn http2_connections_advertise_the_stream_cap() -> Result<()> {
+    let server = Server::start(&[]).await?;
+    assert_eq!(advertised_http2_streams(&server).await?, Some(100));
+    let server = Server::start(&["--max-http2-streams", "7"]).await?;
+    assert_eq!(advertised_http2_streams(&server).await?, Some(7));
+    assert_healthy(&server).await
+}
