@@ -64,7 +64,7 @@ impl Histogram {
 /// The webhook's counters. Shared behind an `Arc`.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    mutations: Mutex<BTreeMap<(String, Outcome), Histogram>>,
+    mutations: Mutex<Mutations>,
     rejections: Mutex<BTreeMap<&'static str, u64>>,
     malformed_reviews: AtomicU64,
     tls_reloads_ok: AtomicU64,
@@ -90,6 +90,14 @@ pub enum DirectRead {
     KnownAbsent,
 }
 
+/// Latency histograms by (namespace, outcome), and the namespaces that have series of
+/// their own (counted, so the bound costs one lookup per admission).
+#[derive(Debug, Default)]
+struct Mutations {
+    series: BTreeMap<(String, Outcome), Histogram>,
+    namespaces: std::collections::HashSet<String>,
+}
+
 /// Most distinct namespaces that get series of their own. The namespace of a review is
 /// whatever the caller of the webhook endpoint wrote, so without a bound a client could
 /// grow the exposition (and the scraper's storage) without limit; past the bound,
@@ -109,22 +117,16 @@ impl Metrics {
         reason: Option<&'static str>,
     ) {
         if let Ok(mut m) = self.mutations.lock() {
-            // Keys sort by namespace first, and `Mutated` is the least outcome.
-            let known = m
-                .range((namespace.to_owned(), Outcome::Mutated)..)
-                .next()
-                .is_some_and(|((ns, _), _)| ns == namespace);
-            let distinct = || {
-                let mut n: Vec<&str> = m.keys().map(|(ns, _)| ns.as_str()).collect();
-                n.dedup();
-                n.len()
-            };
-            let label = if known || distinct() < MAX_NAMESPACE_SERIES {
+            let own_series = m.namespaces.contains(namespace)
+                || (m.namespaces.len() < MAX_NAMESPACE_SERIES
+                    && m.namespaces.insert(namespace.to_owned()));
+            let label = if own_series {
                 namespace
             } else {
                 OTHER_NAMESPACES
             };
-            m.entry((label.to_owned(), outcome))
+            m.series
+                .entry((label.to_owned(), outcome))
                 .or_default()
                 .observe(elapsed.as_secs_f64());
         }
@@ -182,7 +184,7 @@ impl Metrics {
             MetricType::Histogram,
         );
         if let Ok(m) = self.mutations.lock() {
-            for ((ns, outcome), h) in m.iter() {
+            for ((ns, outcome), h) in m.series.iter() {
                 out.histogram(
                     name,
                     &[("namespace", ns), ("outcome", outcome.as_str())],
