@@ -34,6 +34,7 @@ pub fn oauth_error(
     let status = match err.error {
         OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
         OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        OAuthError::TemporarilyUnavailable => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::BAD_REQUEST,
     };
     let trace = uuid::Uuid::new_v4().to_string();

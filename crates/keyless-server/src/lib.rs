@@ -11,6 +11,7 @@ pub mod limits;
 pub mod router;
 pub mod serve;
 pub mod sts;
+pub mod throttle;
 pub mod tls;
 pub mod vault;
 

@@ -8,6 +8,7 @@ use axum::http::Uri;
 use axum::routing::{get, post};
 use keyless_core::Keyless;
 
+use crate::throttle::{RateLimits, Throttle};
 use crate::{arm, sts};
 
 /// Largest request body accepted anywhere (the token endpoint has a smaller one).
@@ -18,6 +19,18 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     /// The domain.
     pub keyless: Arc<Keyless>,
+    /// The request rate limits.
+    pub throttle: Arc<Throttle>,
+}
+
+impl AppState {
+    /// State for `keyless` under the rate `limits`.
+    pub fn new(keyless: Arc<Keyless>, limits: &RateLimits) -> Self {
+        Self {
+            keyless,
+            throttle: Arc::new(Throttle::new(limits)),
+        }
+    }
 }
 
 /// Builds the router for `keyless serve`.
@@ -58,6 +71,12 @@ pub fn build_router(state: AppState) -> Router {
             state.clone(),
             vault_hosts,
         ))
+        // Outside the vault dispatch, so vault requests are counted too; inside the
+        // error shapes, so its own answers need none.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::throttle::limit_failures,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(
             tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer::new([
@@ -95,7 +114,7 @@ pub fn normalize_path<B>(mut req: axum::http::Request<B>) -> axum::http::Request
 }
 
 /// Whether a path belongs to the token service (and so gets Entra's error shape).
-fn is_token_service_path(path: &str) -> bool {
+pub(crate) fn is_token_service_path(path: &str) -> bool {
     path.contains("/oauth2/") || path.contains("/.well-known/") || path.contains("/discovery/")
 }
 
@@ -183,7 +202,11 @@ fn prometheus_text(state: &AppState) -> impl axum::response::IntoResponse + use<
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.keyless.render_metrics(),
+        format!(
+            "{}{}",
+            state.keyless.render_metrics(),
+            state.throttle.render_metrics()
+        ),
     )
 }
 
@@ -204,7 +227,7 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 /// The host the client called (`:authority` on HTTP/2, `Host` on HTTP/1.1).
-fn request_host<B>(req: &axum::http::Request<B>) -> Option<String> {
+pub(crate) fn request_host<B>(req: &axum::http::Request<B>) -> Option<String> {
     req.uri()
         .authority()
         .map(|a| a.as_str().to_string())

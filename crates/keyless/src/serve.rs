@@ -139,6 +139,25 @@ pub struct ServeArgs {
     /// purges of deleted secrets).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub housekeeping_interval: u64,
+    /// Token requests per second per tenant and client id, with a burst of five
+    /// seconds' worth; more get 429 with `Retry-After` (0: no limit). Per replica.
+    #[arg(long, default_value_t = 200)]
+    pub rate_limit_per_client: u32,
+    /// Failed requests per second per client address (IPv6: per /64), with a burst of
+    /// five seconds' worth: refused token requests, and management or vault requests
+    /// whose bearer token was refused. Past it, every request from the address gets
+    /// 429 until the bucket refills; successes are never counted (0: no limit).
+    #[arg(long, default_value_t = 50)]
+    pub rate_limit_failures_per_address: u32,
+    /// Management and vault requests per second per authenticated principal, with a
+    /// burst of five seconds' worth (0: no limit). Per replica.
+    #[arg(long, default_value_t = 200)]
+    pub rate_limit_per_principal: u32,
+    /// Proxies (address or CIDR block; repeatable or comma-separated) whose
+    /// `X-Forwarded-For` names the client, for the address limit and the sign-in log.
+    /// Without it the peer address is the client.
+    #[arg(long, value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<keyless_server::throttle::Cidr>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -157,6 +176,20 @@ impl ServeArgs {
             max_http2_streams: self.max_http2_streams,
         }
     }
+
+    /// The request rate limits.
+    fn rate_limits(&self) -> keyless_server::throttle::RateLimits {
+        keyless_server::throttle::RateLimits {
+            per_client: self.rate_limit_per_client,
+            failures_per_address: self.rate_limit_failures_per_address,
+            per_principal: self.rate_limit_per_principal,
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
+    }
+}
+
+fn parse_cidr(s: &str) -> Result<keyless_server::throttle::Cidr, String> {
+    s.parse()
 }
 
 /// `SECONDS` or `DAYSd`, at least one second and at most ten years.
@@ -330,7 +363,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     keyless.start_background(std::time::Duration::from_secs(args.resync_interval));
 
-    let state = keyless_server::AppState { keyless };
+    let state = keyless_server::AppState::new(keyless, &args.rate_limits());
     let limits = args.limits();
     if let Some(addr) = args.metrics_listen {
         let listener = std::net::TcpListener::bind(addr)

@@ -28,6 +28,10 @@ pub enum OAuthError {
     InvalidTenant,
     /// 500.
     ServerError,
+    /// 429: a rate limit refused the request before any work was done
+    /// (`temporarily_unavailable`, RFC 6749 §4.1.2.1; the SDKs retry 429 after
+    /// `Retry-After`).
+    TemporarilyUnavailable,
 }
 
 impl OAuthError {
@@ -43,6 +47,7 @@ impl OAuthError {
             OAuthError::InvalidResource => "invalid_resource",
             OAuthError::InvalidTenant => "invalid_tenant",
             OAuthError::ServerError => "server_error",
+            OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }

@@ -44,6 +44,18 @@ async fn route(
     let q = query_params(uri);
     check_api_version(family, &q)?;
     let caller = authenticate(&state.keyless, headers)?;
+    if let Err(t) = state
+        .throttle
+        .take_principal(&caller.object_id, std::time::Instant::now())
+    {
+        let correlation = crate::errors::correlation_id(headers);
+        return Ok(crate::throttle::throttled(
+            state,
+            crate::throttle::Protocol::Arm,
+            t,
+            &correlation,
+        ));
+    }
     let k = &state.keyless;
     let c = &caller;
 

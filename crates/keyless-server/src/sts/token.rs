@@ -1,8 +1,9 @@
 //! `POST /{tenant}/oauth2/v2.0/token` and `POST /{tenant}/oauth2/token`.
 
-use axum::Json;
 use axum::body::Bytes;
-use std::net::SocketAddr;
+use axum::{Extension, Json};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -13,6 +14,7 @@ use keyless_proto::oauth::{TokenRequest, TokenResponseV1, TokenResponseV2};
 
 use crate::errors::{correlation_id, no_store, oauth_error};
 use crate::router::AppState;
+use crate::throttle::{ClientAddress, Protocol, throttled};
 
 /// Largest token request form (an assertion is at most 16 KiB; MSAL adds claims and
 /// telemetry).
@@ -83,7 +85,7 @@ fn form_value(s: &str) -> Option<String> {
 async fn answer(
     state: &AppState,
     tenant: &str,
-    peer: Option<SocketAddr>,
+    client: Option<IpAddr>,
     headers: &HeaderMap,
     body: &[u8],
     endpoint: Endpoint,
@@ -91,11 +93,22 @@ async fn answer(
     let correlation = correlation_id(headers);
     let keyless = &state.keyless;
     let ctx = RequestContext {
-        client_ip: peer.map(|p| p.ip().to_string()),
+        client_ip: client.map(|ip| ip.to_string()),
         correlation_id: correlation.clone(),
     };
     let result = match parse_form(headers, body) {
-        Ok(req) => keyless.token_request(tenant, &req, endpoint, &ctx).await,
+        Ok(req) => {
+            // Checked after the (cheap) form parse, before anything that costs: a
+            // throttled request does no crypto and writes no sign-in row.
+            let client_id = req.client_id.as_deref().unwrap_or_default();
+            if let Err(t) = state
+                .throttle
+                .take_client(tenant, client_id, Instant::now())
+            {
+                return throttled(state, Protocol::OAuth, t, &correlation);
+            }
+            keyless.token_request(tenant, &req, endpoint, &ctx).await
+        }
         Err(e) => Err(e),
     };
     let mut resp = match result {
@@ -150,11 +163,14 @@ pub async fn token<const V2: bool>(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    address: Option<Extension<ClientAddress>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let endpoint = if V2 { Endpoint::V2 } else { Endpoint::V1 };
-    answer(&state, &tenant, Some(peer), &headers, &body, endpoint).await
+    // The address the limits resolved (a trusted proxy's client), else the peer.
+    let client = address.map_or(peer.ip(), |Extension(ClientAddress(ip))| ip);
+    answer(&state, &tenant, Some(client), &headers, &body, endpoint).await
 }
 
 #[cfg(test)]

@@ -76,6 +76,18 @@ pub async fn handle(
         Ok(c) => c,
         Err(r) => return *r,
     };
+    if let Err(t) = state
+        .throttle
+        .take_principal(&caller.object_id, std::time::Instant::now())
+    {
+        let correlation = crate::errors::correlation_id(&headers);
+        return crate::throttle::throttled(
+            &state,
+            crate::throttle::Protocol::KeyVault,
+            t,
+            &correlation,
+        );
+    }
     let query: Vec<(String, String)> = uri
         .query()
         .and_then(|q| serde_urlencoded::from_str(q).ok())

@@ -5,7 +5,7 @@
 mod auth;
 mod handlers;
 mod paging;
-mod render;
+pub(crate) mod render;
 mod reply;
 
 pub use handlers::{handle, vault_name_from_host};

@@ -22,6 +22,7 @@ mod federation;
 mod federation_security;
 mod issuer_fetching;
 mod management;
+mod rate_limits;
 mod rbac;
 mod replicas;
 mod rotation;
