@@ -123,6 +123,11 @@ pub struct ServeArgs {
     /// (0: no limit).
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Connections held at once from one peer address (IPv6: one /64); more are closed
+    /// when accepted, before the TLS handshake (0: no limit). Counts TCP peers: behind
+    /// a proxy, the proxy.
+    #[arg(long, default_value_t = 4_000)]
+    pub max_connections_per_address: usize,
     /// Requests in flight at once on one HTTP/2 connection (its
     /// SETTINGS_MAX_CONCURRENT_STREAMS).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -173,6 +178,8 @@ impl ServeArgs {
             body_read: secs(self.body_read_timeout),
             idle: secs(self.idle_timeout),
             max_connections: (self.max_connections > 0).then_some(self.max_connections),
+            max_connections_per_address: (self.max_connections_per_address > 0)
+                .then_some(self.max_connections_per_address),
             max_http2_streams: self.max_http2_streams,
         }
     }

@@ -114,15 +114,22 @@ pub(crate) struct WatchedStream<S> {
     activity: Arc<Activity>,
     timer: Pin<Box<Sleep>>,
     armed_for: Option<Instant>,
+    /// The connection's share of its address' cap, given back when the stream drops.
+    _slot: Option<super::per_address::AddressSlot>,
 }
 
 impl<S> WatchedStream<S> {
-    pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        activity: Arc<Activity>,
+        slot: Option<super::per_address::AddressSlot>,
+    ) -> Self {
         Self {
             inner,
             activity,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed_for: None,
+            _slot: slot,
         }
     }
 

@@ -10,6 +10,7 @@
 mod activity;
 mod body;
 mod cap;
+mod per_address;
 mod service;
 
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub struct ConnectionLimits {
     pub idle: Option<Duration>,
     /// Connections served at once; more wait in the listener's accept backlog.
     pub max_connections: Option<usize>,
+    /// Connections held at once from one peer address (IPv6: one /64); more are
+    /// closed when accepted, before their TLS handshake.
+    pub max_connections_per_address: Option<usize>,
     /// Streams (requests) in flight at once on one HTTP/2 connection, advertised in
     /// SETTINGS_MAX_CONCURRENT_STREAMS: one connection cannot multiply itself into
     /// thousands of concurrent requests past the connection cap.
@@ -46,6 +50,7 @@ impl Default for ConnectionLimits {
             body_read: Some(Duration::from_secs(10)),
             idle: Some(Duration::from_secs(120)),
             max_connections: Some(10_000),
+            max_connections_per_address: Some(4_000),
             max_http2_streams: 100,
         }
     }

@@ -14,17 +14,23 @@ use tower::Service;
 
 use super::ConnectionLimits;
 use super::activity::{Activity, WatchedStream};
+use super::per_address::{AddressSlots, PeerAddress};
 
 /// Wraps an acceptor (TLS, or none): what it accepts is served under the limits.
 #[derive(Clone)]
 pub(crate) struct LimitedAcceptor<A> {
     inner: A,
     limits: ConnectionLimits,
+    per_address: Option<Arc<AddressSlots>>,
 }
 
 impl<A> LimitedAcceptor<A> {
     pub(crate) fn new(inner: A, limits: ConnectionLimits) -> Self {
-        Self { inner, limits }
+        Self {
+            inner,
+            limits,
+            per_address: limits.max_connections_per_address.map(AddressSlots::new),
+        }
     }
 }
 
@@ -32,12 +38,27 @@ impl<A, I, S> Accept<I, S> for LimitedAcceptor<A>
 where
     A: Accept<I, S>,
     A::Future: Send + 'static,
+    I: PeerAddress,
 {
     type Stream = WatchedStream<A::Stream>;
     type Service = LimitedService<A::Service>;
     type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
 
     fn accept(&self, stream: I, service: S) -> Self::Future {
+        // Checked before the handshake, so a refused connection costs no crypto.
+        let slot = match (&self.per_address, stream.peer_ip()) {
+            (Some(slots), Some(ip)) => match slots.acquire(ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    // Dropping the stream closes it. Not logged per connection: that
+                    // would let the flood write the log.
+                    return Box::pin(async {
+                        Err(io::Error::other("too many connections from this address"))
+                    });
+                }
+            },
+            _ => None,
+        };
         let accepting = self.inner.accept(stream, service);
         let limits = self.limits;
         Box::pin(async move {
@@ -45,7 +66,7 @@ where
             // The idle clock starts once the handshake is done.
             let activity = Activity::new(limits.header_read, limits.idle);
             Ok((
-                WatchedStream::new(stream, Arc::clone(&activity)),
+                WatchedStream::new(stream, Arc::clone(&activity), slot),
                 LimitedService {
                     inner: service,
                     activity,

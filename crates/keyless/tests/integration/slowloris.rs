@@ -230,6 +230,66 @@ async fn connections_over_the_cap_wait_until_one_closes() -> Result<()> {
     assert_healthy(&server).await
 }
 
+/// A TLS connection to `server` from the loopback source address `source`.
+async fn connect_from(server: &Server, source: [u8; 4]) -> Result<TlsStream<TcpStream>> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(server.data_dir().join("ca.pem"))? {
+        roots.add(cert?)?;
+    }
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((std::net::Ipv4Addr::from(source), 0).into())?;
+    let tcp = socket.connect(([127, 0, 0, 1], server.port).into()).await?;
+    let name = ServerName::try_from("localhost")?;
+    Ok(TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?)
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_connection_cap() -> Result<()> {
+    let server = Server::start(&["--max-connections-per-address", "3"]).await?;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from(&server, [127, 0, 0, 1]).await?);
+    }
+    // The fourth from the same address is closed before its handshake completes.
+    let fourth = tokio::time::timeout(
+        Duration::from_secs(5),
+        connect_from(&server, [127, 0, 0, 1]),
+    )
+    .await
+    .context("the fourth connection neither failed nor succeeded")?;
+    ensure!(
+        fourth.is_err(),
+        "a fourth connection from one address was served with --max-connections-per-address 3"
+    );
+    // Another address is served meanwhile.
+    let mut other = connect_from(&server, [127, 0, 0, 2]).await?;
+    other.write_all(HEALTHZ.as_bytes()).await?;
+    let got = read_response(&mut other, "\r\n\r\n").await?;
+    ensure!(got.starts_with("HTTP/1.1 200"), "other address: {got:?}");
+    // A closed connection gives its slot back.
+    drop(held.pop());
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(c) = connect_from(&server, [127, 0, 0, 1]).await {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut again = again.context("the slot was not given back after a connection closed")?;
+    again.write_all(HEALTHZ.as_bytes()).await?;
+    let got = read_response(&mut again, "\r\n\r\n").await?;
+    ensure!(got.starts_with("HTTP/1.1 200"), "after a close: {got:?}");
+    drop(held);
+    assert_healthy(&server).await
+}
+
 /// The SETTINGS_MAX_CONCURRENT_STREAMS the server advertises on a new HTTP/2
 /// connection (read from its first SETTINGS frame).
 async fn advertised_http2_streams(server: &Server) -> Result<Option<u32>> {
