@@ -156,7 +156,7 @@ pub struct ServeArgs {
     pub rate_limit_failures_per_address: u32,
     /// Management and vault requests per second per authenticated principal, with a
     /// burst of five seconds' worth (0: no limit). Per replica.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 1_000)]
     pub rate_limit_per_principal: u32,
     /// Proxies (address or CIDR block; repeatable or comma-separated) whose
     /// `X-Forwarded-For` names the client, for the address limit and the sign-in log.

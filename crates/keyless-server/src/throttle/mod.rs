@@ -65,7 +65,7 @@ impl Default for RateLimits {
         Self {
             per_client: 200,
             failures_per_address: 50,
-            per_principal: 200,
+            per_principal: 1_000,
             trusted_proxies: Vec::new(),
         }
     }
