@@ -7,7 +7,6 @@ pub mod arm;
 pub mod bearer;
 pub mod errors;
 pub mod issuer_fetch;
-pub mod limits;
 pub mod router;
 pub mod serve;
 pub mod sts;
@@ -15,4 +14,5 @@ pub mod throttle;
 pub mod tls;
 pub mod vault;
 
+pub use keyless_http::limits;
 pub use router::{AppState, build_router};

@@ -146,6 +146,8 @@ pub struct Listeners {
     pub tls: TlsFiles,
     /// How often the files are checked for changes.
     pub tls_poll: Duration,
+    /// Connection limits of both listeners.
+    pub limits: keyless_http::ConnectionLimits,
 }
 
 /// Runs both servers until `shutdown` resolves: metrics and health at once; HTTPS once
@@ -169,14 +171,13 @@ pub async fn run(
 
     let webhook_addr = listeners.webhook.local_addr()?;
     let metrics_addr = listeners.metrics.local_addr()?;
-    listeners.metrics.set_nonblocking(true)?;
-    let metrics_listener = tokio::net::TcpListener::from_std(listeners.metrics)?;
     let metrics_app = metrics_router(admitter.clone(), health.clone());
-    let metrics_task = tokio::spawn(
-        axum::serve(metrics_listener, metrics_app)
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
-    );
+    let metrics_task = tokio::spawn(keyless_http::serve_plain(
+        listeners.metrics,
+        metrics_app,
+        listeners.limits,
+        stopped(stop_rx.clone()),
+    ));
 
     let loaded = tokio::select! {
         loaded = wait_for_files(&listeners.tls, listeners.tls_poll) => Some(loaded),
@@ -200,19 +201,16 @@ pub async fn run(
         }
     });
 
-    listeners.webhook.set_nonblocking(true)?;
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    let mut rx = stop_rx.clone();
-    tokio::spawn(async move {
-        let _ = rx.wait_for(|s| *s).await;
-        h.graceful_shutdown(Some(Duration::from_secs(10)));
-    });
     let app = webhook_router(admitter.clone(), health.clone());
-    let server = axum_server::from_tcp_rustls(listeners.webhook, rustls)?
-        .handle(handle)
-        .serve(app.into_make_service());
-    let server_task = tokio::spawn(server);
+    // The same limits as `keyless serve`: a pod that trickles bytes at the webhook
+    // must not hold it (with failurePolicy Fail, a stuck webhook blocks pod creation).
+    let server_task = tokio::spawn(keyless_http::serve_tls(
+        listeners.webhook,
+        rustls,
+        app,
+        listeners.limits,
+        stopped(stop_rx.clone()),
+    ));
 
     // Ready once the cache has synced (or never, if shut down first).
     let lookup = admitter.lookup.clone();

@@ -116,15 +116,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 }
 
 /// The key failures are counted under: the IPv4 address, or the IPv6 /64.
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match canonical(ip) {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & (u128::MAX << 64);
-            IpAddr::V6(Ipv6Addr::from(bits))
-        }
-        v4 => v4,
-    }
-}
+pub use keyless_http::address_key;
 
 #[cfg(test)]
 mod tests {

@@ -192,6 +192,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         metrics: metrics_listener,
         tls,
         tls_poll: Duration::from_secs(args.tls_reload_interval),
+        limits: keyless_http::ConnectionLimits::default(),
     };
     // Handlers before the ready line: a SIGTERM right after readiness is a clean stop.
     let shutdown = shutdown_signal()?;

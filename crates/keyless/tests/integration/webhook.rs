@@ -1074,3 +1074,59 @@ async fn missing_service_accounts_are_remembered_and_namespace_series_are_bounde
     );
     wh.stop().await
 }
+
+#[tokio::test]
+async fn a_client_trickling_its_request_head_is_cut_off() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+    let api = api().await;
+    let wh = Webhook::start(&api, &[]).await?;
+    let https_port: u16 = wh.url.rsplit(':').next().unwrap().parse()?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(wh.cert_dir.join("ca.crt"))? {
+        roots.add(cert?)?;
+    }
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", https_port)).await?;
+    let host = wh
+        .url
+        .trim_start_matches("https://")
+        .rsplit_once(':')
+        .map(|(h, _)| h.to_string())
+        .unwrap();
+    let name = ServerName::try_from(host)?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    // Half a request head, then nothing: the header timeout (10 s) closes it. Without
+    // it the webhook would hold the connection (and a task) for as long as the client.
+    tls.write_all(b"POST /mutate-v1-pod HTTP/1.1\r\nHost: webhook\r\n")
+        .await?;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the webhook held a trickling connection for 20 s"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(8),
+        "cut off too early: {:?}",
+        started.elapsed()
+    );
+    wh.stop().await
+}

@@ -19,6 +19,21 @@ pub(crate) use body::BodyDeadline;
 pub(crate) use cap::ConnectionCap;
 pub(crate) use service::LimitedAcceptor;
 
+use std::net::{IpAddr, Ipv6Addr};
+
+/// The key connections and failures are counted under: the IPv4 address (also when
+/// IPv4-mapped), or the IPv6 /64 — one host can hold a whole /64, so single IPv6
+/// addresses are free to an attacker.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+        v4 => v4,
+    }
+}
+
 /// The limits of one listener. `None` turns a limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {

@@ -25,7 +25,7 @@ impl AddressSlots {
     /// The map only has addresses with open connections, so the global connection
     /// cap bounds it.
     pub(crate) fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
-        let key = crate::throttle::address_key(ip);
+        let key = super::address_key(ip);
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         let n = held.entry(key).or_insert(0);
         if *n >= self.max {
@@ -44,9 +44,7 @@ impl AddressSlots {
     #[cfg(test)]
     fn held(&self, ip: IpAddr) -> usize {
         let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        held.get(&crate::throttle::address_key(ip))
-            .copied()
-            .unwrap_or(0)
+        held.get(&super::address_key(ip)).copied().unwrap_or(0)
     }
 }
 
