@@ -32,9 +32,16 @@ pub(crate) struct Refusal {
     pub error: String,
     /// The description (IMDS' `error_description`, App Service's `message`).
     pub description: String,
-    /// Keyless' AADSTS codes, when the refusal is Keyless'.
+    /// What Keyless added, when the refusal is Keyless'.
+    pub detail: Option<Box<ServiceDetail>>,
+}
+
+/// The parts of a Keyless refusal beyond its class and description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ServiceDetail {
+    /// The AADSTS codes.
     pub codes: Vec<u64>,
-    /// Keyless' correlation id, else one made up for this answer.
+    /// Keyless' correlation id.
     pub correlation_id: Option<String>,
     pub timestamp: Option<String>,
     pub trace_id: Option<String>,
@@ -47,10 +54,7 @@ impl Refusal {
             status,
             error: error.to_owned(),
             description: description.into(),
-            codes: Vec::new(),
-            correlation_id: None,
-            timestamp: None,
-            trace_id: None,
+            detail: None,
         }
     }
 
@@ -85,10 +89,12 @@ impl Refusal {
                         .error_description
                         .clone()
                         .unwrap_or_else(|| service.to_string()),
-                    codes: service.error_codes.clone(),
-                    correlation_id: service.correlation_id.clone(),
-                    timestamp: service.timestamp.clone(),
-                    trace_id: service.trace_id.clone(),
+                    detail: Some(Box::new(ServiceDetail {
+                        codes: service.error_codes.clone(),
+                        correlation_id: service.correlation_id.clone(),
+                        timestamp: service.timestamp.clone(),
+                        trace_id: service.trace_id.clone(),
+                    })),
                 }
             }
             Error::Transport { .. } => Self::new(
@@ -110,23 +116,25 @@ impl Refusal {
 
     /// The response in `protocol`'s error shape.
     pub(crate) fn render(&self, protocol: Protocol) -> Response<Body> {
-        let correlation_id = self
-            .correlation_id
-            .clone()
+        let detail = self.detail.as_deref();
+        let correlation_id = detail
+            .and_then(|d| d.correlation_id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let body = match protocol {
             Protocol::Imds => {
                 let mut body = Map::new();
                 body.insert("error".into(), json!(self.error));
                 body.insert("error_description".into(), json!(self.description));
-                if !self.codes.is_empty() {
-                    body.insert("error_codes".into(), json!(self.codes));
-                }
-                if let Some(t) = &self.timestamp {
-                    body.insert("timestamp".into(), json!(t));
-                }
-                if let Some(t) = &self.trace_id {
-                    body.insert("trace_id".into(), json!(t));
+                if let Some(d) = detail {
+                    if !d.codes.is_empty() {
+                        body.insert("error_codes".into(), json!(d.codes));
+                    }
+                    if let Some(t) = &d.timestamp {
+                        body.insert("timestamp".into(), json!(t));
+                    }
+                    if let Some(t) = &d.trace_id {
+                        body.insert("trace_id".into(), json!(t));
+                    }
                 }
                 body.insert("correlation_id".into(), json!(correlation_id));
                 Value::Object(body)

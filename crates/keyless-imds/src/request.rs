@@ -4,11 +4,11 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SelectorKind {
     /// `client_id`: the configured client id.
-    ClientId,
+    Client,
     /// `object_id` / `principal_id`: the token's `oid`.
-    ObjectId,
+    Object,
     /// `msi_res_id` (IMDS) / `mi_res_id` (App Service): the token's `xms_mirid`.
-    ResourceId,
+    Resource,
 }
 
 /// One identity selector of a request.
@@ -33,11 +33,11 @@ pub(crate) struct TokenQuery {
 pub(crate) struct QueryError(pub String);
 
 const SELECTORS: [(&str, SelectorKind); 5] = [
-    ("client_id", SelectorKind::ClientId),
-    ("object_id", SelectorKind::ObjectId),
-    ("principal_id", SelectorKind::ObjectId),
-    ("msi_res_id", SelectorKind::ResourceId),
-    ("mi_res_id", SelectorKind::ResourceId),
+    ("client_id", SelectorKind::Client),
+    ("object_id", SelectorKind::Object),
+    ("principal_id", SelectorKind::Object),
+    ("msi_res_id", SelectorKind::Resource),
+    ("mi_res_id", SelectorKind::Resource),
 ];
 
 impl TokenQuery {
@@ -120,12 +120,12 @@ mod tests {
             q.selectors,
             vec![
                 Selector {
-                    kind: SelectorKind::ClientId,
+                    kind: SelectorKind::Client,
                     name: "client_id",
                     value: "ABC".into()
                 },
                 Selector {
-                    kind: SelectorKind::ResourceId,
+                    kind: SelectorKind::Resource,
                     name: "mi_res_id",
                     value: "/sub".into()
                 },

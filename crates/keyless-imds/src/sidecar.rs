@@ -138,7 +138,7 @@ impl Sidecar {
         })?;
         // Cheap refusal first: another client id needs no token to tell.
         for selector in &query.selectors {
-            if selector.kind == SelectorKind::ClientId
+            if selector.kind == SelectorKind::Client
                 && !selector.value.eq_ignore_ascii_case(&self.config.client_id)
             {
                 return Err(identity_not_found(selector.name));
@@ -152,9 +152,9 @@ impl Sidecar {
         let claims = IdentityClaims::of(token.secret());
         for selector in &query.selectors {
             let own = match selector.kind {
-                SelectorKind::ClientId => continue,
-                SelectorKind::ObjectId => claims.object_id.as_deref(),
-                SelectorKind::ResourceId => claims.resource_id.as_deref(),
+                SelectorKind::Client => continue,
+                SelectorKind::Object => claims.object_id.as_deref(),
+                SelectorKind::Resource => claims.resource_id.as_deref(),
             };
             if !own.is_some_and(|own| own.eq_ignore_ascii_case(&selector.value)) {
                 return Err(identity_not_found(selector.name));
