@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The server prints e.g. `keyless serve: ready at https://localhost:43123` once it
 # accepts connections. Stop at whitespace or a quote, in case the line is ever wrapped
 # in a JSON log record.
-READY_RE = re.compile(r"ready at (https://[^\s\"']+)")
+READY_RE = re.compile(r"ready at (https?://[^\s\"']+)")
 READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 10
 # Every HTTP call in these tests has a timeout: a hung server must fail a test, not CI.
@@ -91,7 +91,7 @@ class KeylessProcess:
 
     # --- process plumbing -------------------------------------------------------------
 
-    def _start(self, cmd: list[str]) -> None:
+    def _start(self, cmd: list[str], env: Optional[dict[str, str]] = None) -> None:
         self.cmd = cmd
         self._lines: list[str] = []  # stdout and stderr, interleaved, as received
         self._lock = threading.Lock()
@@ -104,6 +104,7 @@ class KeylessProcess:
             text=True,
             errors="replace",
             bufsize=1,
+            env=env,
         )
         # Drain both pipes for the whole life of the process: a server that logs a lot
         # would otherwise block on a full pipe and look hung.

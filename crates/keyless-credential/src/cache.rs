@@ -70,6 +70,21 @@ impl TokenCache {
         }
     }
 
+    /// Drops the entries that hold no token and that no request is using — those a
+    /// failed request left behind. A long-running process that asks for scopes chosen
+    /// by others (a managed-identity endpoint) calls it after a failure, so refused
+    /// scopes do not accumulate.
+    pub fn prune(&self) {
+        self.lock()
+            .retain(|_, slot| Arc::strong_count(slot) > 1 || slot.state().token.is_some());
+    }
+
+    /// How many entries exist, with or without a token (for tests of [`prune`](Self::prune)).
+    #[cfg(test)]
+    fn entries(&self) -> usize {
+        self.lock().len()
+    }
+
     pub(crate) fn slot(&self, key: CacheKey) -> Arc<Slot> {
         self.lock().entry(key).or_default().clone()
     }
@@ -379,5 +394,32 @@ mod tests {
         cache.clear();
         assert!(cache.is_empty());
         assert!(format!("{cache:?}").contains("entries: 0"));
+    }
+
+    #[tokio::test]
+    async fn prune_drops_only_entries_without_a_token_and_unused() {
+        let cache = TokenCache::new();
+        let key = |scope: &str| CacheKey {
+            authority: "a".into(),
+            tenant: "t".into(),
+            client_id: "c".into(),
+            scope: scope.into(),
+        };
+        let clock = ManualClock::new(start());
+        let calls = AtomicU32::new(0);
+        let good = cache.slot(key("good"));
+        assert!(get(&good, &clock, &calls, Ok("t1")).await.is_ok());
+        drop(good);
+        let bad = cache.slot(key("bad"));
+        assert!(get(&bad, &clock, &calls, Err(())).await.is_err());
+        drop(bad);
+        let in_use = cache.slot(key("in-use"));
+        assert_eq!(cache.entries(), 3);
+        cache.prune();
+        assert_eq!(cache.entries(), 2, "the failed entry is dropped");
+        assert_eq!(cache.len(), 1);
+        drop(in_use);
+        cache.prune();
+        assert_eq!(cache.entries(), 1, "the token is kept");
     }
 }

@@ -149,6 +149,25 @@ pub struct ServiceError {
 }
 
 impl ServiceError {
+    /// The refusal a token service's error response describes: `body` is read as
+    /// Entra's error object, leniently (a partial or non-JSON body keeps what it has).
+    /// For test doubles of [`TokenCredential`](crate::TokenCredential) and for programs
+    /// that relay a token service's refusals.
+    ///
+    /// ```
+    /// use keyless_credential::ServiceError;
+    ///
+    /// let e = ServiceError::from_response(
+    ///     "https://keyless.example/t/oauth2/v2.0/token",
+    ///     401,
+    ///     br#"{"error":"invalid_client","error_description":"AADSTS700024: Client assertion is not within its valid time range."}"#,
+    /// );
+    /// assert!(e.has_code(700024));
+    /// ```
+    pub fn from_response(endpoint: impl Into<String>, status: u16, body: &[u8]) -> Self {
+        crate::transport::service_error_parts(endpoint.into(), status, body, None, None, 1)
+    }
+
     /// Whether the service returned this AADSTS code.
     pub fn has_code(&self, code: u64) -> bool {
         self.error_codes.contains(&code)

@@ -354,6 +354,25 @@ pub(crate) fn service_error(
     retry_after: Option<Duration>,
     attempts: u32,
 ) -> Error {
+    Error::Service(Box::new(service_error_parts(
+        endpoint.to_string(),
+        status,
+        body,
+        Some(request_id),
+        retry_after,
+        attempts,
+    )))
+}
+
+/// [`service_error`]'s parsing; the correlation id falls back to `request_id`.
+pub(crate) fn service_error_parts(
+    endpoint: String,
+    status: u16,
+    body: &[u8],
+    request_id: Option<&str>,
+    retry_after: Option<Duration>,
+    attempts: u32,
+) -> ServiceError {
     let object: Option<Map<String, Value>> = match serde_json::from_slice(body) {
         Ok(Value::Object(object)) => Some(object),
         _ => None,
@@ -385,20 +404,20 @@ pub(crate) fn service_error(
     } else {
         None
     };
-    Error::Service(Box::new(ServiceError {
-        endpoint: endpoint.to_string(),
+    ServiceError {
+        endpoint,
         status,
         error,
         error_description,
         error_codes,
-        correlation_id: text("correlation_id").or_else(|| Some(request_id.to_owned())),
+        correlation_id: text("correlation_id").or_else(|| request_id.map(str::to_owned)),
         trace_id: text("trace_id"),
         timestamp: text("timestamp"),
         error_uri: text("error_uri"),
         body: body_excerpt,
         retry_after,
         attempts,
-    }))
+    }
 }
 
 /// The code of a description starting `AADSTS<digits>:`.

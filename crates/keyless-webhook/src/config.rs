@@ -91,6 +91,32 @@ impl CaTrust {
     }
 }
 
+/// The managed-identity sidecar (`keyless imds`) the webhook injects on request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityEndpoint {
+    /// Image holding the `keyless` binary.
+    pub image: String,
+    /// Image of the iptables init container of the proxy mode (the reference's
+    /// `proxy-init`, whose script reads `PROXY_PORT` and exempts uid 1501).
+    pub proxy_init_image: String,
+    /// The sidecar's `resources` (requests and limits), as Kubernetes JSON.
+    pub resources: serde_json::Value,
+}
+
+impl Default for IdentityEndpoint {
+    fn default() -> Self {
+        IdentityEndpoint {
+            image: "keyless:0.1.0".to_owned(),
+            proxy_init_image: "mcr.microsoft.com/oss/azure/workload-identity/proxy-init:v1.6.0"
+                .to_owned(),
+            resources: serde_json::json!({
+                "requests": {"cpu": "10m", "memory": "16Mi"},
+                "limits": {"memory": "64Mi"},
+            }),
+        }
+    }
+}
+
 /// Everything the mutation needs besides the pod and its ServiceAccount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MutationConfig {
@@ -105,6 +131,8 @@ pub struct MutationConfig {
     pub layout: TokenLayout,
     /// Opt-in CA trust, if configured.
     pub ca_trust: Option<CaTrust>,
+    /// The managed-identity sidecar injected on request.
+    pub identity_endpoint: IdentityEndpoint,
 }
 
 impl MutationConfig {
@@ -116,6 +144,7 @@ impl MutationConfig {
             audience: DEFAULT_AUDIENCE.to_owned(),
             layout: TokenLayout::classic(),
             ca_trust: None,
+            identity_endpoint: IdentityEndpoint::default(),
         }
     }
 }

@@ -65,6 +65,9 @@ pub enum Rejection {
     /// The object in the review is not a pod the webhook can read.
     #[error("cannot read the pod: {0}")]
     InvalidPod(String),
+    /// The pod asks for a managed-identity endpoint the webhook cannot inject as asked.
+    #[error("cannot inject the managed-identity endpoint: {0}")]
+    IdentityEndpoint(String),
 }
 
 impl Rejection {
@@ -85,6 +88,7 @@ impl Rejection {
             Rejection::ServiceAccountNotFound { .. } => "service_account_not_found",
             Rejection::ApiUnavailable { .. } => "api_unavailable",
             Rejection::InvalidPod(_) => "invalid_pod",
+            Rejection::IdentityEndpoint(_) => "identity_endpoint",
         }
     }
 }

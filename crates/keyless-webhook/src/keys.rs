@@ -17,6 +17,32 @@ pub const SKIP_CONTAINERS_ANNOTATION: &str = "azure.workload.identity/skip-conta
 /// Pod annotation (Keyless): `"true"` asks for the Keyless CA to be mounted and the
 /// SDKs' CA variables to be set (only when the webhook is configured with a CA).
 pub const TRUST_CA_ANNOTATION: &str = "keyless.io/trust-ca";
+/// Pod annotation (reference meaning, key presence): inject the managed-identity
+/// sidecar (`keyless imds`) plus an init container redirecting `169.254.169.254:80` to
+/// it with iptables (needs `NET_ADMIN`; refused for `hostNetwork` pods).
+pub const INJECT_PROXY_SIDECAR_ANNOTATION: &str = "azure.workload.identity/inject-proxy-sidecar";
+/// Pod annotation: the sidecar's loopback port (default 8000), in both modes.
+pub const PROXY_SIDECAR_PORT_ANNOTATION: &str = "azure.workload.identity/proxy-sidecar-port";
+/// Pod annotation (Keyless): `"true"` injects the managed-identity sidecar as a native
+/// sidecar and gives the app containers `IDENTITY_ENDPOINT` and a per-pod
+/// `IDENTITY_HEADER` (the App Service protocol): no address redirection, no `NET_ADMIN`.
+pub const MANAGED_IDENTITY_ENDPOINT_ANNOTATION: &str = "keyless.io/managed-identity-endpoint";
+/// Name of the sidecar in the Keyless mode.
+pub const IDENTITY_ENDPOINT_CONTAINER: &str = "keyless-imds";
+/// Name of the sidecar in the proxy mode (the reference's, so tooling that knows it
+/// keeps working).
+pub const PROXY_CONTAINER: &str = "azwi-proxy";
+/// Name of the iptables init container in the proxy mode.
+pub const PROXY_INIT_CONTAINER: &str = "azwi-proxy-init";
+/// Default sidecar port.
+pub const DEFAULT_PROXY_PORT: u16 = 8000;
+/// The user the sidecar runs as: the reference's proxy-init exempts this uid from the
+/// redirection, so the sidecar's own requests are not looped back to it.
+pub const PROXY_UID: u64 = 1501;
+/// `IDENTITY_ENDPOINT`.
+pub const ENV_IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+/// `IDENTITY_HEADER`.
+pub const ENV_IDENTITY_HEADER: &str = "IDENTITY_HEADER";
 
 /// `AZURE_CLIENT_ID`.
 pub const ENV_CLIENT_ID: &str = "AZURE_CLIENT_ID";

@@ -9,6 +9,8 @@
 //! - [`config`]: what the operator configures ([`MutationConfig`], [`TokenLayout`],
 //!   [`CaTrust`]).
 //! - [`annotations`]: parsing and validation of the annotations.
+//! - [`identity_endpoint`]: the managed-identity sidecar (`keyless imds`), in the
+//!   reference's proxy mode or Keyless' native-sidecar mode.
 //! - [`mutate`]: the mutation, a pure function from the raw pod JSON and its
 //!   ServiceAccount to RFC 6902 operations ([`patch`]); never round-trips the pod
 //!   through typed structs, so no field is ever lost.
@@ -28,6 +30,7 @@ pub mod annotations;
 pub mod certs;
 pub mod config;
 pub mod error;
+pub mod identity_endpoint;
 pub mod jwks;
 pub mod keys;
 pub mod kube;
@@ -41,6 +44,6 @@ pub mod server;
 pub mod service_account;
 pub mod yaml;
 
-pub use config::{CaTrust, MutationConfig, TokenLayout};
+pub use config::{CaTrust, IdentityEndpoint, MutationConfig, TokenLayout};
 pub use error::Rejection;
 pub use service_account::ServiceAccount;

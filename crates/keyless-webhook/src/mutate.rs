@@ -36,6 +36,7 @@ use serde_json::{Map, Value, json};
 use crate::annotations::{skip_containers, token_expiration};
 use crate::config::{CaTrust, MutationConfig};
 use crate::error::Rejection;
+use crate::identity_endpoint::{self, Injection};
 use crate::keys::{
     CLIENT_ID_ANNOTATION, ENV_AUTHORITY_HOST, ENV_CLIENT_ID, ENV_KEYLESS_CA_FILE,
     ENV_NODE_EXTRA_CA_CERTS, ENV_REQUESTS_CA_BUNDLE, ENV_SSL_CERT_FILE, ENV_TENANT_ID,
@@ -57,6 +58,54 @@ pub fn mutate(
     pod: &Value,
     service_account: &ServiceAccount,
     config: &MutationConfig,
+) -> Result<Vec<PatchOp>, Rejection> {
+    let Some(injection) = identity_endpoint::plan(pod, config)? else {
+        return mutate_containers(pod, service_account, config, &Injection::default());
+    };
+    if injection.init_containers.is_empty() {
+        return mutate_containers(pod, service_account, config, &injection);
+    }
+    // The sidecar is appended first; the rest of the patch is computed on the pod as it
+    // is once that operation is applied, so the sidecar gets the token mount and the
+    // workload identity variables like any init container.
+    let current = pod.pointer("/spec/initContainers");
+    let mut with_sidecar = pod.clone();
+    match with_sidecar.pointer_mut("/spec/initContainers") {
+        Some(Value::Array(list)) => list.extend(injection.init_containers.iter().cloned()),
+        Some(Value::Null) | None => {
+            if let Some(spec) = with_sidecar.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert(
+                    "initContainers".to_owned(),
+                    Value::Array(injection.init_containers.clone()),
+                );
+            }
+        }
+        // Not a list: refused below, as for any pod.
+        Some(_) => {}
+    }
+    let rest = mutate_containers(&with_sidecar, service_account, config, &injection)?;
+    if rest.is_empty() {
+        // Every container skipped: nothing at all, sidecar included.
+        return Ok(rest);
+    }
+    let mut ops = Vec::new();
+    append(
+        &mut ops,
+        &["spec", "initContainers"],
+        current,
+        injection.init_containers,
+    );
+    ops.extend(rest);
+    Ok(ops)
+}
+
+/// The mutation proper, with the variables of a managed-identity endpoint for the
+/// app containers.
+fn mutate_containers(
+    pod: &Value,
+    service_account: &ServiceAccount,
+    config: &MutationConfig,
+    injection: &Injection,
 ) -> Result<Vec<PatchOp>, Rejection> {
     let spec = pod
         .get("spec")
@@ -171,8 +220,14 @@ pub fn mutate(
         let base = ["spec", c.field, index.as_str()];
 
         let existing_env = c.list("env")?.map(Vec::as_slice).unwrap_or_default();
+        let app_env: &[(&str, String)] = if injection.own_containers.contains(&c.name()) {
+            &[]
+        } else {
+            &injection.app_env
+        };
         let add_env: Vec<Value> = env
             .iter()
+            .chain(app_env)
             .filter(|(name, _)| {
                 !existing_env
                     .iter()

@@ -4,6 +4,7 @@ mod account;
 mod admin;
 mod demo;
 mod dev_cluster;
+mod imds;
 mod keys;
 mod keyvault;
 mod logging;
@@ -53,6 +54,10 @@ enum Command {
     /// Run the Kubernetes mutating admission webhook (azure.workload.identity
     /// compatible), or generate its certificates (`webhook certs`).
     Webhook(Box<webhook_cli::WebhookArgs>),
+    /// Serve managed-identity endpoints (Azure IMDS and App Service) in a pod, with
+    /// tokens from the workload identity environment: for apps that use
+    /// ManagedIdentityCredential, az login --identity and other IMDS clients.
+    Imds(Box<imds::ImdsArgs>),
     /// Kubernetes ServiceAccounts for workload identity.
     #[command(subcommand, name = "serviceaccount")]
     Serviceaccount(webhook_cli::ServiceAccountCommand),
@@ -100,6 +105,7 @@ fn main() -> std::process::ExitCode {
             Command::SigninLog(cmd) => trust::run_signin_log(cmd).await,
             Command::Explain(args) => trust::run_explain(*args).await,
             Command::Webhook(args) => webhook_cli::run(*args).await,
+            Command::Imds(args) => imds::run(*args).await,
             Command::Serviceaccount(cmd) => webhook_cli::run_serviceaccount(cmd),
             Command::Jwks(args) => webhook_cli::run_jwks(args),
             Command::Login(args) => account::run_login(*args).await,

@@ -12,7 +12,7 @@ use keyless_webhook::admission::{Admitter, Selection};
 use keyless_webhook::kube::{ApiClient, CacheOptions, ClusterConfig, ServiceAccountCache};
 use keyless_webhook::metrics::Metrics;
 use keyless_webhook::server::{Listeners, run as run_server};
-use keyless_webhook::{CaTrust, MutationConfig, TokenLayout};
+use keyless_webhook::{CaTrust, IdentityEndpoint, MutationConfig, TokenLayout};
 
 use crate::logging::{LogFormat, init_logging};
 use crate::process::shutdown_signal;
@@ -103,9 +103,61 @@ pub struct ServeArgs {
     /// given, SSL_CERT_FILE and REQUESTS_CA_BUNDLE point at it.
     #[arg(long, value_name = "KEY", requires = "ca_configmap")]
     ca_bundle_key: Option<String>,
+    /// Image of the managed-identity sidecar (`keyless imds`) injected into pods
+    /// annotated `keyless.io/managed-identity-endpoint: "true"` or
+    /// `azure.workload.identity/inject-proxy-sidecar`.
+    #[arg(long, env = "KEYLESS_IMDS_IMAGE", default_value = "keyless:0.1.0")]
+    imds_image: String,
+    /// Image of the iptables init container of the proxy mode (reads PROXY_PORT,
+    /// exempts uid 1501).
+    #[arg(
+        long,
+        env = "KEYLESS_IMDS_PROXY_INIT_IMAGE",
+        default_value = "mcr.microsoft.com/oss/azure/workload-identity/proxy-init:v1.6.0"
+    )]
+    imds_proxy_init_image: String,
+    /// CPU request of the sidecar ("" for none).
+    #[arg(long, default_value = "10m")]
+    imds_cpu_request: String,
+    /// Memory request of the sidecar ("" for none).
+    #[arg(long, default_value = "16Mi")]
+    imds_memory_request: String,
+    /// CPU limit of the sidecar ("" for none).
+    #[arg(long, default_value = "")]
+    imds_cpu_limit: String,
+    /// Memory limit of the sidecar ("" for none).
+    #[arg(long, default_value = "64Mi")]
+    imds_memory_limit: String,
     /// Log format (logs go to stderr).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+/// The sidecar's `resources`, leaving out the empty quantities.
+fn imds_resources(args: &ServeArgs) -> serde_json::Value {
+    let pick = |pairs: [(&str, &String); 2]| {
+        pairs
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.trim().to_owned())))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let mut resources = serde_json::Map::new();
+    let requests = pick([
+        ("cpu", &args.imds_cpu_request),
+        ("memory", &args.imds_memory_request),
+    ]);
+    let limits = pick([
+        ("cpu", &args.imds_cpu_limit),
+        ("memory", &args.imds_memory_limit),
+    ]);
+    if !requests.is_empty() {
+        resources.insert("requests".to_owned(), requests.into());
+    }
+    if !limits.is_empty() {
+        resources.insert("limits".to_owned(), limits.into());
+    }
+    resources.into()
 }
 
 fn mutation_config(args: &ServeArgs) -> Result<MutationConfig> {
@@ -147,6 +199,11 @@ fn mutation_config(args: &ServeArgs) -> Result<MutationConfig> {
     config.audience.clone_from(&args.audience);
     config.layout = layout;
     config.ca_trust = ca_trust;
+    config.identity_endpoint = IdentityEndpoint {
+        image: args.imds_image.clone(),
+        proxy_init_image: args.imds_proxy_init_image.clone(),
+        resources: imds_resources(args),
+    };
     Ok(config)
 }
 

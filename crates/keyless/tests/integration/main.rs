@@ -20,6 +20,7 @@ mod escalation;
 mod fake_apiserver;
 mod federation;
 mod federation_security;
+mod imds;
 mod issuer_fetching;
 mod management;
 mod rate_limits;
