@@ -510,8 +510,16 @@ async fn main() {
 
     println!("soak: {seconds} s, warm-up {warmup} s, sampling every {every} s (server pid {pid})");
     println!(
-        "{:>6} {:>10} {:>6} {:>12} {:>10} {:>10} {:>10} {:>10}",
-        "t(s)", "RSS(KiB)", "fds", "db(bytes)", "ok", "hostile", "throttled", "unexpected"
+        "{:>6} {:>10} {:>6} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "t(s)",
+        "RSS(KiB)",
+        "fds",
+        "db(bytes)",
+        "wal(bytes)",
+        "ok",
+        "hostile",
+        "throttled",
+        "unexpected"
     );
     let started = Instant::now();
     let mut baseline = None;
@@ -519,8 +527,9 @@ async fn main() {
         let t = started.elapsed().as_secs();
         let (rss, fds, db) = sample(pid, dir.path());
         let (ok, unexpected, hostile, throttled) = counts.get();
+        let wal = wal_bytes(dir.path());
         println!(
-            "{t:>6} {rss:>10} {fds:>6} {db:>12} {ok:>10} {hostile:>10} {throttled:>10} {unexpected:>10}"
+            "{t:>6} {rss:>10} {fds:>6} {db:>12} {wal:>10} {ok:>10} {hostile:>10} {throttled:>10} {unexpected:>10}"
         );
         if baseline.is_none() && t >= warmup {
             baseline = Some((rss, fds, db));
