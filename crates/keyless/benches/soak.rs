@@ -545,6 +545,18 @@ async fn main() {
     for t in tasks {
         let _ = t.await;
     }
+    // What the server's bounded structures hold at the end.
+    if let Ok(r) = http
+        .get(format!("{authority}/metrics"))
+        .bearer_auth(&s.admin_bearer)
+        .send()
+        .await
+    {
+        let text = r.text().await.unwrap_or_default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            println!("  {line}");
+        }
+    }
     let (ok, unexpected, hostile, throttled) = counts.get();
     let base = baseline.unwrap_or(last);
     let growth = |a: u64, b: u64| {

@@ -6,7 +6,9 @@
 //! an await). A shard that reaches its share of the cap first forgets full buckets (a
 //! full bucket is the same as none); if every bucket is still in use, new keys share
 //! the shard's overflow bucket, which throttles a flood of new keys as one client
-//! instead of letting it grow the map.
+//! instead of letting it grow the map. Besides, a shard forgets its full buckets at
+//! most once per fill time when a new key arrives, so memory follows the keys active
+//! in the last few seconds, not the cap.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -30,6 +32,8 @@ pub(crate) struct KeyedBuckets {
 struct Shard {
     buckets: HashMap<u64, Bucket>,
     overflow: Option<Bucket>,
+    /// When full buckets were last forgotten.
+    swept: Option<Instant>,
 }
 
 impl KeyedBuckets {
@@ -44,6 +48,7 @@ impl KeyedBuckets {
                     Mutex::new(Shard {
                         buckets: HashMap::new(),
                         overflow: None,
+                        swept: None,
                     })
                 })
                 .collect(),
@@ -92,8 +97,17 @@ impl KeyedBuckets {
         let mut shard = shard
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !shard.buckets.contains_key(&hash) && shard.buckets.len() >= self.per_shard {
-            shard.buckets.retain(|_, b| !b.is_full(rate, now));
+        if !shard.buckets.contains_key(&hash) {
+            let due = shard
+                .swept
+                .is_none_or(|t| now.saturating_duration_since(t) >= rate.fill_time());
+            if due || shard.buckets.len() >= self.per_shard {
+                shard.buckets.retain(|_, b| !b.is_full(rate, now));
+                shard.swept = Some(now);
+                if shard.buckets.capacity() > 4 * shard.buckets.len().max(16) {
+                    shard.buckets.shrink_to_fit();
+                }
+            }
             if shard.buckets.len() >= self.per_shard {
                 let overflow = shard
                     .overflow
@@ -144,5 +158,21 @@ mod tests {
         // Once the buckets are full again they are forgotten and new keys are served.
         let later = t + Duration::from_secs(2);
         assert!(k.take(1_000_000u32, later).is_ok());
+    }
+
+    #[test]
+    fn idle_buckets_are_forgotten_without_waiting_for_the_cap() {
+        let k = KeyedBuckets::new(rate(1, 1), 1_000_000);
+        let t = Instant::now();
+        for i in 0..10_000u32 {
+            let _ = k.take(i, t);
+        }
+        assert_eq!(k.len(), 10_000);
+        // A second later every one of them is full again; new keys sweep their shard.
+        let later = t + Duration::from_secs(2);
+        for i in 0..(SHARDS as u32 * 20) {
+            let _ = k.take(1_000_000 + i, later);
+        }
+        assert!(k.len() <= SHARDS * 20, "{} buckets kept", k.len());
     }
 }
