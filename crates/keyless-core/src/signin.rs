@@ -48,18 +48,40 @@ impl Default for LogSettings {
     }
 }
 
-/// Applies the retention and the row cap; returns the rows deleted by each. Run by
-/// housekeeping, never by a request.
+/// Rows deleted per statement by housekeeping: small enough that the database's
+/// writer is held for milliseconds, so sign-in rows and management writes interleave
+/// with a large purge instead of waiting behind it.
+pub const DELETE_CHUNK: u32 = 5_000;
+
+/// Applies the retention and the row cap, [`DELETE_CHUNK`] rows at a time; returns the
+/// rows deleted by each. Run by housekeeping, never by a request.
 pub async fn enforce_bounds(
     store: &dyn Store,
     now: i64,
     settings: &LogSettings,
 ) -> Result<(u64, u64), StoreError> {
-    let expired = store
-        .delete_signins_before(now.saturating_sub(settings.retention_secs))
-        .await?;
-    let trimmed = store.trim_signins(settings.max_rows).await?;
+    let cutoff = now.saturating_sub(settings.retention_secs);
+    let expired = in_chunks(|| store.delete_signins_before(cutoff, DELETE_CHUNK)).await?;
+    let trimmed = in_chunks(|| store.trim_signins(settings.max_rows, DELETE_CHUNK)).await?;
     Ok((expired, trimmed))
+}
+
+/// Repeats a chunked delete until a chunk comes back short; returns the total.
+async fn in_chunks<F, Fut>(mut delete: F) -> Result<u64, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, StoreError>>,
+{
+    let mut total = 0;
+    loop {
+        let n = delete().await?;
+        total += n;
+        if n < u64::from(DELETE_CHUNK) {
+            return Ok(total);
+        }
+        // Let queued writers (sign-in batches, management writes) in between chunks.
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Handle used by request handlers.

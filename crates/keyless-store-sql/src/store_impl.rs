@@ -46,8 +46,8 @@ macro_rules! impl_store {
             issuers::delete_trusted_issuer(tenant_id: &str, name: &str) -> bool;
             signins::insert_signins(records: &[keyless_store::SignInRecord]) -> ();
             signins::query_signins(q: &keyless_store::SignInQuery) -> Vec<keyless_store::SignInRecord>;
-            signins::delete_signins_before(before: i64) -> u64;
-            signins::trim_signins(keep: u64) -> u64;
+            signins::delete_signins_before(before: i64, limit: u32) -> u64;
+            signins::trim_signins(keep: u64, limit: u32) -> u64;
             vaults::upsert_vault(v: &keyless_store::VaultRecord) -> (keyless_store::VaultRecord, keyless_store::UpsertOutcome);
             vaults::get_vault(name: &str) -> Option<keyless_store::VaultRecord>;
             vaults::all_vaults() -> Vec<keyless_store::VaultRecord>;

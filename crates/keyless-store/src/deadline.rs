@@ -165,8 +165,8 @@ with_deadline! {
     delete_trusted_issuer(tenant_id: &str, name: &str) -> bool;
     insert_signins(records: &[crate::SignInRecord]) -> ();
     query_signins(q: &crate::SignInQuery) -> Vec<crate::SignInRecord>;
-    delete_signins_before(before: i64) -> u64;
-    trim_signins(keep: u64) -> u64;
+    delete_signins_before(before: i64, limit: u32) -> u64;
+    trim_signins(keep: u64, limit: u32) -> u64;
     upsert_vault(v: &crate::VaultRecord) -> (crate::VaultRecord, crate::UpsertOutcome);
     get_vault(name: &str) -> Option<crate::VaultRecord>;
     all_vaults() -> Vec<crate::VaultRecord>;

@@ -173,11 +173,13 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_signins(&self, records: &[SignInRecord]) -> Result<(), StoreError>;
     /// Queries the sign-in log, newest first.
     async fn query_signins(&self, q: &SignInQuery) -> Result<Vec<SignInRecord>, StoreError>;
-    /// Deletes sign-in rows logged before `before` (the retention); returns how many.
-    async fn delete_signins_before(&self, before: i64) -> Result<u64, StoreError>;
-    /// Deletes the oldest sign-in rows (by insertion order, all tenants) so that at
-    /// most `keep` remain; returns how many were deleted.
-    async fn trim_signins(&self, keep: u64) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` sign-in rows logged before `before` (the retention),
+    /// oldest first; returns how many. Callers repeat until fewer than `limit` go, so
+    /// no single statement holds the database's writer for long.
+    async fn delete_signins_before(&self, before: i64, limit: u32) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` of the oldest sign-in rows (by insertion order, all
+    /// tenants) beyond the newest `keep`; returns how many were deleted.
+    async fn trim_signins(&self, keep: u64, limit: u32) -> Result<u64, StoreError>;
 
     /// Creates a vault, or updates location and tags of the same vault in the same
     /// group. [`StoreError::Conflict`] when the name is taken elsewhere (names are

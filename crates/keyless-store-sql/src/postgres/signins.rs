@@ -63,23 +63,30 @@ pub(super) async fn query_signins(db: &PgStore, q: &SignInQuery) -> Result<Vec<S
     rows.iter().map(signin_from_row).collect()
 }
 
-pub(super) async fn delete_signins_before(db: &PgStore, before: i64) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM signin_log WHERE at < $1")
-        .bind(before)
-        .execute(&db.pool)
-        .await?;
+pub(super) async fn delete_signins_before(db: &PgStore, before: i64, limit: u32) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM signin_log WHERE id IN
+           (SELECT id FROM signin_log WHERE at < $1 ORDER BY id LIMIT $2)",
+    )
+    .bind(before)
+    .bind(i64::from(limit))
+    .execute(&db.pool)
+    .await?;
     Ok(done.rows_affected())
 }
 
-pub(super) async fn trim_signins(db: &PgStore, keep: u64) -> Result<u64> {
+pub(super) async fn trim_signins(db: &PgStore, keep: u64, limit: u32) -> Result<u64> {
     // Ids grow with insertion, so the newest `keep` rows are those above the id found
-    // `keep` rows down; everything at or below it goes.
+    // `keep` rows down; everything at or below it goes, oldest first.
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     let done = sqlx::query(
-        "DELETE FROM signin_log
-         WHERE id <= (SELECT id FROM signin_log ORDER BY id DESC OFFSET $1 LIMIT 1)",
+        "DELETE FROM signin_log WHERE id IN
+           (SELECT id FROM signin_log
+            WHERE id <= (SELECT id FROM signin_log ORDER BY id DESC OFFSET $1 LIMIT 1)
+            ORDER BY id LIMIT $2)",
     )
     .bind(keep)
+    .bind(i64::from(limit))
     .execute(&db.pool)
     .await?;
     Ok(done.rows_affected())

@@ -53,23 +53,34 @@ pub(super) async fn query_signins(db: &SqliteStore, q: &SignInQuery) -> Result<V
     rows.iter().map(signin_from_row).collect()
 }
 
-pub(super) async fn delete_signins_before(db: &SqliteStore, before: i64) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM signin_log WHERE at < ?")
-        .bind(before)
-        .execute(&db.writer)
-        .await?;
+pub(super) async fn delete_signins_before(
+    db: &SqliteStore,
+    before: i64,
+    limit: u32,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM signin_log WHERE id IN
+           (SELECT id FROM signin_log WHERE at < ? ORDER BY id LIMIT ?)",
+    )
+    .bind(before)
+    .bind(i64::from(limit))
+    .execute(&db.writer)
+    .await?;
     Ok(done.rows_affected())
 }
 
-pub(super) async fn trim_signins(db: &SqliteStore, keep: u64) -> Result<u64> {
+pub(super) async fn trim_signins(db: &SqliteStore, keep: u64, limit: u32) -> Result<u64> {
     // Ids grow with insertion, so the newest `keep` rows are those above the id found
-    // `keep` rows down; everything at or below it goes.
+    // `keep` rows down; everything at or below it goes, oldest first.
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     let done = sqlx::query(
-        "DELETE FROM signin_log
-         WHERE id <= (SELECT id FROM signin_log ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        "DELETE FROM signin_log WHERE id IN
+           (SELECT id FROM signin_log
+            WHERE id <= (SELECT id FROM signin_log ORDER BY id DESC LIMIT 1 OFFSET ?)
+            ORDER BY id LIMIT ?)",
     )
     .bind(keep)
+    .bind(i64::from(limit))
     .execute(&db.writer)
     .await?;
     Ok(done.rows_affected())

@@ -108,7 +108,7 @@ pub async fn signin_retention_deletes_old_rows(s: Arc<dyn Store>) -> Result<(), 
     ])
     .await?;
     check(
-        s.delete_signins_before(200).await? == 1,
+        s.delete_signins_before(200, 1000).await? == 1,
         "one row is older than the cut-off",
     );
     let left = s.query_signins(&query(None, false, None)).await?;
@@ -117,8 +117,24 @@ pub async fn signin_retention_deletes_old_rows(s: Arc<dyn Store>) -> Result<(), 
         "rows at or after the cut-off stay",
     );
     check(
-        s.delete_signins_before(200).await? == 0,
+        s.delete_signins_before(200, 1000).await? == 0,
         "deleting again finds nothing",
+    );
+    // In chunks: at most `limit` rows per call, the oldest first.
+    s.insert_signins(&[
+        signin(210, false, "c"),
+        signin(220, false, "d"),
+        signin(230, false, "e"),
+    ])
+    .await?;
+    check(
+        s.delete_signins_before(1_000, 2).await? == 2,
+        "a chunk deletes at most its limit",
+    );
+    let left = s.query_signins(&query(None, false, None)).await?;
+    check(
+        left.iter().map(|r| r.at).collect::<Vec<_>>() == vec![230, 220, 210],
+        "the oldest rows went first",
     );
     Ok(())
 }
@@ -132,12 +148,16 @@ pub async fn signin_cap_keeps_the_newest(s: Arc<dyn Store>) -> Result<(), StoreE
         s.insert_signins(&[signin(at, false, "a")]).await?;
     }
     check(
-        s.trim_signins(10).await? == 0,
+        s.trim_signins(10, 1000).await? == 0,
         "nothing to trim under the cap",
     );
     check(
-        s.trim_signins(3).await? == 3,
-        "the rows beyond the cap are deleted",
+        s.trim_signins(3, 2).await? == 2,
+        "a chunk trims at most its limit",
+    );
+    check(
+        s.trim_signins(3, 1000).await? == 1,
+        "the rest of the rows beyond the cap are deleted",
     );
     let left = s.query_signins(&query(None, false, None)).await?;
     check(
@@ -145,7 +165,7 @@ pub async fn signin_cap_keeps_the_newest(s: Arc<dyn Store>) -> Result<(), StoreE
         "the newest rows stay",
     );
     check(
-        s.trim_signins(0).await? == 3,
+        s.trim_signins(0, 1000).await? == 3,
         "a cap of zero empties the log",
     );
     Ok(())
