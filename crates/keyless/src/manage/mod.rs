@@ -12,6 +12,7 @@
 pub mod args;
 pub mod arm_client;
 pub mod assignee_trust;
+pub mod ci_presets;
 pub mod federated_credential;
 pub mod group;
 pub mod identity;
@@ -208,7 +209,7 @@ mod tests {
             unreachable!()
         };
         assert_eq!(
-            credential_body(&args),
+            credential_body(&args).unwrap().0,
             json!({"properties": {
                 "issuer": "https://issuer.test",
                 "subject": "system:serviceaccount:default:app",
@@ -242,7 +243,7 @@ mod tests {
             unreachable!()
         };
         assert_eq!(
-            credential_body(&args),
+            credential_body(&args).unwrap().0,
             json!({"properties": {
                 "issuer": "https://token.actions.githubusercontent.com",
                 "claimsMatchingExpression": {"value": "claims['sub'] matches 'repo:org/*'", "languageVersion": 1},

@@ -13,6 +13,7 @@
 mod testkit;
 
 mod bad_input;
+mod ci_issuers;
 mod cli;
 mod credential;
 mod disclosure;
