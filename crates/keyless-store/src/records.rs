@@ -210,6 +210,8 @@ pub struct SignInQuery {
     pub since: Option<i64>,
     /// Most rows, newest first.
     pub limit: u32,
+    /// Only rows older (by insertion) than this row id: the next page after it.
+    pub before_id: Option<i64>,
 }
 
 /// A vault (ARM resource `Microsoft.KeyVault/vaults`).

@@ -224,7 +224,9 @@ pub async fn run_signin_log(cmd: SigninLogCommand) -> Result<()> {
         common,
     } = cmd;
     let s = Session::open(&common).await?;
-    let mut q: Vec<(String, String)> = vec![("top".into(), top.to_string())];
+    // Pages of up to 1,000 rows until `top` are read.
+    let page = top.clamp(1, 1000);
+    let mut q: Vec<(String, String)> = vec![("$top".into(), page.to_string())];
     if let Some(i) = identity {
         q.push(("clientId".into(), client_id_of(&s, &i).await?));
     }
@@ -237,7 +239,12 @@ pub async fn run_signin_log(cmd: SigninLogCommand) -> Result<()> {
     let pairs: Vec<(&str, &str)> = q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let out = s
         .arm
-        .list_with_query("/providers/Keyless/signInLogs", API, &pairs)
+        .list_at_most(
+            "/providers/Keyless/signInLogs",
+            API,
+            &pairs,
+            usize::try_from(top).unwrap_or(usize::MAX),
+        )
         .await?;
     emit(&Value::Array(out), &common)
 }

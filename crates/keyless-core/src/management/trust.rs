@@ -130,6 +130,7 @@ impl Keyless {
         failed_only: bool,
         since: Option<i64>,
         limit: u32,
+        before_id: Option<i64>,
     ) -> Result<Vec<SignInRecord>, ManagementError> {
         self.authorize(caller, "/", SIGNIN_READ)?;
         let q = SignInQuery {
@@ -137,7 +138,8 @@ impl Keyless {
             client_id: client_id.map(str::to_ascii_lowercase),
             failed_only,
             since,
-            limit: limit.clamp(1, 1000),
+            limit: limit.clamp(1, 1001),
+            before_id,
         };
         Ok(self.store.query_signins(&q).await?)
     }

@@ -32,7 +32,7 @@ async fn a_success_and_a_failure_are_both_recorded_with_what_was_presented() {
     assert_eq!(h.k.signin_log().written(), 2);
 
     let rows =
-        h.k.query_signins(&h.admin.caller, Some(&id.client_id), false, None, 10)
+        h.k.query_signins(&h.admin.caller, Some(&id.client_id), false, None, 10, None)
             .await
             .unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -63,7 +63,7 @@ async fn a_success_and_a_failure_are_both_recorded_with_what_was_presented() {
     );
 
     let failed =
-        h.k.query_signins(&h.admin.caller, Some(&id.client_id), true, None, 10)
+        h.k.query_signins(&h.admin.caller, Some(&id.client_id), true, None, 10, None)
             .await
             .unwrap();
     assert_eq!(failed.len(), 1);
@@ -84,7 +84,7 @@ async fn a_request_refused_before_any_credential_is_read_is_recorded_too() {
     .unwrap_err();
     h.k.signin_log().settled(1).await;
     let rows =
-        h.k.query_signins(&h.admin.caller, None, true, None, 10)
+        h.k.query_signins(&h.admin.caller, None, true, None, 10, None)
             .await
             .unwrap();
     let row = rows.iter().find(|r| r.correlation_id == "nobody").unwrap();
@@ -113,7 +113,7 @@ async fn identical_failures_close_together_are_one_row_with_a_count() {
     assert_eq!(h.k.signin_log().written(), 201);
 
     let rows =
-        h.k.query_signins(&h.admin.caller, Some(flood), true, None, 10)
+        h.k.query_signins(&h.admin.caller, Some(flood), true, None, 10, None)
             .await
             .unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
@@ -129,6 +129,7 @@ async fn identical_failures_close_together_are_one_row_with_a_count() {
             true,
             None,
             10,
+            None,
         )
         .await
         .unwrap();
@@ -155,7 +156,7 @@ async fn successes_are_never_folded() {
     }
     h.k.signin_log().settled(2).await;
     let rows =
-        h.k.query_signins(&h.admin.caller, Some(&id.client_id), false, None, 10)
+        h.k.query_signins(&h.admin.caller, Some(&id.client_id), false, None, 10, None)
             .await
             .unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -174,7 +175,7 @@ async fn housekeeping_deletes_rows_past_the_retention() {
 
     h.k.maintenance().await.unwrap();
     let rows =
-        h.k.query_signins(&h.admin.caller, None, false, None, 10)
+        h.k.query_signins(&h.admin.caller, None, false, None, 10, None)
             .await
             .unwrap();
     let kept: Vec<_> = rows.iter().map(|r| r.correlation_id.as_str()).collect();
@@ -193,7 +194,7 @@ async fn housekeeping_keeps_the_newest_rows_under_the_cap() {
     }
     h.k.maintenance().await.unwrap();
     let rows =
-        h.k.query_signins(&h.admin.caller, None, false, None, 10)
+        h.k.query_signins(&h.admin.caller, None, false, None, 10, None)
             .await
             .unwrap();
     let kept: Vec<_> = rows.iter().map(|r| r.correlation_id.as_str()).collect();

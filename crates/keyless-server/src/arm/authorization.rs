@@ -10,7 +10,7 @@ use keyless_core::management::RoleAssignmentInput;
 use keyless_core::tokens::Caller;
 
 use super::render;
-use super::reply::{ArmResult, method_not_allowed, not_found_path, ok};
+use super::reply::{ArmResult, listed, method_not_allowed, not_found_path, ok};
 use super::request::{eq, json_body, param};
 
 /// The index of `providers/Microsoft.Authorization` (the last one) in the path.
@@ -53,11 +53,11 @@ pub(super) async fn at_scope(
         (&Method::GET, [d]) if eq(d, "roleDefinitions") => {
             let name = filter_value(filter, "roleName");
             let defs = k.list_role_definitions(c, scope, name).await?;
-            ok(render::list(
+            listed(
                 defs.iter()
                     .map(|r| render::role_definition(scope, r))
                     .collect(),
-            ))
+            )
         }
         (&Method::GET, [d, id]) if eq(d, "roleDefinitions") => ok(render::role_definition(
             scope,
@@ -70,9 +70,7 @@ pub(super) async fn at_scope(
             let list = k
                 .list_role_assignments(c, scope, principal, at_scope)
                 .await?;
-            ok(render::list(
-                list.iter().map(render::role_assignment).collect(),
-            ))
+            listed(list.iter().map(render::role_assignment).collect())
         }
         (_, [a, name]) if eq(a, "roleAssignments") => match *method {
             Method::PUT => {

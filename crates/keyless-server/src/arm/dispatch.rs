@@ -25,7 +25,7 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     match route(&state, &method, &uri, &headers, &body).await {
-        Ok(r) => r,
+        Ok(r) => super::paging::page(r, &state.keyless.settings().public.authority(), &uri),
         Err(e) => e.into_response(),
     }
 }

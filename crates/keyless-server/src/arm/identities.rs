@@ -9,7 +9,7 @@ use keyless_core::tokens::Caller;
 use serde_json::Value;
 
 use super::render;
-use super::reply::{ArmResult, deleted, method_not_allowed, not_found_path, ok, upserted};
+use super::reply::{ArmResult, deleted, listed, method_not_allowed, not_found_path, ok, upserted};
 use super::request::{eq, json_body};
 use crate::errors::ArmResponseError;
 
@@ -37,13 +37,13 @@ pub(super) async fn in_subscription(
     sub: &str,
 ) -> ArmResult {
     match *method {
-        Method::GET => ok(render::list(
+        Method::GET => listed(
             k.list_identities(c, sub, None)
                 .await?
                 .iter()
                 .map(render::identity)
                 .collect(),
-        )),
+        ),
         _ => Err(method_not_allowed(method)),
     }
 }
@@ -61,22 +61,22 @@ pub(super) async fn in_resource_group(
     body: &Bytes,
 ) -> ArmResult {
     match (method, rest) {
-        (&Method::GET, []) => ok(render::list(
+        (&Method::GET, []) => listed(
             k.list_identities(c, sub, Some(rg))
                 .await?
                 .iter()
                 .map(render::identity)
                 .collect(),
-        )),
+        ),
         (_, [name]) => identity(k, c, method, sub, rg, name, body).await,
         (&Method::GET, [name, f]) if eq(f, "federatedIdentityCredentials") => {
             let identity = k.get_identity(c, sub, rg, name).await?;
             let list = k.list_federated_credentials(c, sub, rg, name).await?;
-            ok(render::list(
+            listed(
                 list.iter()
                     .map(|f| render::federated_credential(&identity, f))
                     .collect(),
-            ))
+            )
         }
         (_, [name, f, fic]) if eq(f, "federatedIdentityCredentials") => {
             federated_credential(k, c, method, sub, rg, name, fic, body).await

@@ -11,6 +11,7 @@ pub mod auth;
 mod authorization;
 pub mod dispatch;
 mod identities;
+pub mod paging;
 mod provider;
 pub mod render;
 mod reply;

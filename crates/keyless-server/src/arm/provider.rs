@@ -8,7 +8,7 @@ use keyless_core::tokens::Caller;
 use serde_json::Value;
 
 use super::render;
-use super::reply::{ArmResult, deleted, method_not_allowed, not_found_path, ok, upserted};
+use super::reply::{ArmResult, deleted, listed, method_not_allowed, not_found_path, ok, upserted};
 use super::request::{eq, json_body, param};
 use crate::errors::ArmResponseError;
 
@@ -118,12 +118,12 @@ pub(super) async fn operations(
     body: &Bytes,
 ) -> ArmResult {
     match (method, rest) {
-        (&Method::GET, [t]) if eq(t, "trustedIssuers") => ok(render::list(
+        (&Method::GET, [t]) if eq(t, "trustedIssuers") => listed(
             k.list_trusted_issuers(c)?
                 .iter()
                 .map(render::trusted_issuer)
                 .collect(),
-        )),
+        ),
         (_, [t, name]) if eq(t, "trustedIssuers") => match *method {
             Method::PUT => {
                 let put: TrustedIssuerPut = json_body(body)?;
@@ -152,20 +152,48 @@ pub(super) async fn operations(
         (&Method::GET, [l]) if eq(l, "signInLogs") => {
             let since = param(q, "since").map(parse_since).transpose()?;
             let failed = param(q, "failed").is_some_and(|v| eq(v, "true"));
-            let top = match param(q, "top") {
-                Some(v) => v.parse::<u32>().map_err(|_| {
-                    ArmResponseError::new(
-                        StatusCode::BAD_REQUEST,
-                        "InvalidParameter",
-                        "top must be a positive integer.",
-                    )
-                })?,
+            // Paged by row id, newest first: `$top` rows a page (`top` is its older
+            // spelling), and a `$skipToken` naming the last row of the previous page,
+            // so pages stay consistent while new rows arrive.
+            let bad =
+                |m: &str| ArmResponseError::new(StatusCode::BAD_REQUEST, "InvalidParameter", m);
+            let top = match param(q, "$top").or_else(|| param(q, "top")) {
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| bad("$top must be an integer from 1 to 1000."))?,
                 None => 100,
             };
-            let rows = k
-                .query_signins(c, param(q, "clientId"), failed, since, top)
+            let before = param(q, "$skipToken")
+                .map(|t| {
+                    t.parse::<i64>().map_err(|_| {
+                        bad("The $skipToken is invalid; use the nextLink of the previous page.")
+                    })
+                })
+                .transpose()?;
+            let mut rows = k
+                .query_signins(c, param(q, "clientId"), failed, since, top + 1, before)
                 .await?;
-            ok(render::list(rows.iter().map(render::signin).collect()))
+            let more = rows.len() > top as usize;
+            rows.truncate(top as usize);
+            let mut body =
+                serde_json::json!({"value": rows.iter().map(render::signin).collect::<Vec<_>>()});
+            if let (true, Some(last)) = (more, rows.last()) {
+                let mut next: Vec<(String, String)> = q
+                    .iter()
+                    .filter(|(n, _)| !eq(n, "$top") && !eq(n, "top") && !eq(n, "$skipToken"))
+                    .cloned()
+                    .collect();
+                next.push(("$top".into(), top.to_string()));
+                next.push(("$skipToken".into(), last.id.to_string()));
+                body["nextLink"] = serde_json::json!(format!(
+                    "{}/providers/Keyless/signInLogs?{}",
+                    k.settings().public.authority(),
+                    serde_urlencoded::to_string(&next).unwrap_or_default()
+                ));
+            }
+            ok(body)
         }
         _ => Err(not_found_path(&format!(
             "/providers/Keyless/{}",

@@ -138,11 +138,6 @@ pub fn tenant(id: &str) -> Value {
     })
 }
 
-/// A list page.
-pub fn list(values: Vec<Value>) -> Value {
-    json!({ "value": values })
-}
-
 /// A static-JWKS issuer registration.
 pub fn trusted_issuer(t: &TrustedIssuerRecord) -> Value {
     let jwks: Value = serde_json::from_str(&t.jwks).unwrap_or(Value::Null);

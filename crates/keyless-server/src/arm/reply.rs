@@ -16,6 +16,18 @@ pub(super) fn ok(value: Value) -> ArmResult {
     Ok(Json(value).into_response())
 }
 
+/// A list, paged by the dispatcher (`$top`, `$skipToken`, `nextLink`): handlers build
+/// the whole list, one place pages it.
+#[derive(Debug, Clone)]
+pub(super) struct Listing(pub(super) Vec<Value>);
+
+/// 200 with a page of `values` (see [`super::paging`]).
+pub(super) fn listed(values: Vec<Value>) -> ArmResult {
+    let mut r = StatusCode::OK.into_response();
+    r.extensions_mut().insert(Listing(values));
+    Ok(r)
+}
+
 /// 201 when the PUT created the resource, 200 when it replaced it.
 pub(super) fn upserted(value: Value, outcome: UpsertOutcome) -> ArmResult {
     let status = match outcome {

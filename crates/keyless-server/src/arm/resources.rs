@@ -7,22 +7,22 @@ use keyless_core::Keyless;
 use keyless_core::tokens::Caller;
 
 use super::render;
-use super::reply::{ArmResult, deleted, method_not_allowed, ok, upserted};
+use super::reply::{ArmResult, deleted, listed, method_not_allowed, ok, upserted};
 use super::request::json_body;
 
 /// `GET /tenants`: the caller's tenant.
 pub(super) fn list_tenants(c: &Caller) -> ArmResult {
-    ok(render::list(vec![render::tenant(&c.tenant_id)]))
+    listed(vec![render::tenant(&c.tenant_id)])
 }
 
 /// `GET /subscriptions`.
 pub(super) fn list_subscriptions(k: &Keyless, c: &Caller) -> ArmResult {
-    ok(render::list(
+    listed(
         k.list_subscriptions(c)
             .iter()
             .map(render::subscription)
             .collect(),
-    ))
+    )
 }
 
 /// `GET /subscriptions/{sub}`.
@@ -38,13 +38,13 @@ pub(super) async fn resource_groups(
     sub: &str,
 ) -> ArmResult {
     match *method {
-        Method::GET => ok(render::list(
+        Method::GET => listed(
             k.list_resource_groups(c, sub)
                 .await?
                 .iter()
                 .map(render::resource_group)
                 .collect(),
-        )),
+        ),
         _ => Err(method_not_allowed(method)),
     }
 }

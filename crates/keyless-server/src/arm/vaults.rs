@@ -8,7 +8,7 @@ use keyless_core::tokens::Caller;
 use serde_json::Value;
 
 use super::render;
-use super::reply::{ArmResult, deleted, method_not_allowed, not_found_path, ok, upserted};
+use super::reply::{ArmResult, deleted, listed, method_not_allowed, not_found_path, ok, upserted};
 use super::request::json_body;
 use crate::errors::ArmResponseError;
 
@@ -42,11 +42,11 @@ pub(super) async fn in_subscription(
     match *method {
         Method::GET => {
             let list = k.list_vaults(c, sub, None).await?;
-            ok(render::list(
+            listed(
                 list.iter()
                     .map(|v| render::vault(&k.settings().public, v))
                     .collect(),
-            ))
+            )
         }
         _ => Err(method_not_allowed(method)),
     }
@@ -66,13 +66,13 @@ pub(super) async fn in_resource_group(
 ) -> ArmResult {
     let public = &k.settings().public;
     match (method, rest) {
-        (&Method::GET, []) => ok(render::list(
+        (&Method::GET, []) => listed(
             k.list_vaults(c, sub, Some(rg))
                 .await?
                 .iter()
                 .map(|v| render::vault(public, v))
                 .collect(),
-        )),
+        ),
         (_, [name]) => match *method {
             Method::PUT => put_vault(k, c, sub, rg, name, body).await,
             Method::GET => ok(render::vault(public, &k.get_vault(c, sub, rg, name).await?)),

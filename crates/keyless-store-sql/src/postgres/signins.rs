@@ -51,6 +51,7 @@ pub(super) async fn query_signins(db: &PgStore, q: &SignInQuery) -> Result<Vec<S
            AND ($2::text IS NULL OR client_id = $2)
            AND (NOT $3::boolean OR NOT success)
            AND ($4::bigint IS NULL OR at >= $4)
+           AND ($6::bigint IS NULL OR id < $6)
          ORDER BY id DESC LIMIT $5",
     )
     .bind(&q.tenant_id)
@@ -58,6 +59,7 @@ pub(super) async fn query_signins(db: &PgStore, q: &SignInQuery) -> Result<Vec<S
     .bind(q.failed_only)
     .bind(q.since)
     .bind(i64::from(q.limit))
+    .bind(q.before_id)
     .fetch_all(&db.pool)
     .await?;
     rows.iter().map(signin_from_row).collect()

@@ -41,6 +41,7 @@ pub(super) async fn query_signins(db: &SqliteStore, q: &SignInQuery) -> Result<V
            AND (?2 IS NULL OR client_id = ?2)
            AND (?3 = 0 OR success = 0)
            AND (?4 IS NULL OR at >= ?4)
+           AND (?6 IS NULL OR id < ?6)
          ORDER BY id DESC LIMIT ?5",
     )
     .bind(&q.tenant_id)
@@ -48,6 +49,7 @@ pub(super) async fn query_signins(db: &SqliteStore, q: &SignInQuery) -> Result<V
     .bind(q.failed_only)
     .bind(q.since)
     .bind(i64::from(q.limit))
+    .bind(q.before_id)
     .fetch_all(&db.reader)
     .await?;
     rows.iter().map(signin_from_row).collect()

@@ -34,6 +34,7 @@ fn query(client: Option<&str>, failed: bool, since: Option<i64>) -> SignInQuery 
         failed_only: failed,
         since,
         limit: 100,
+        before_id: None,
     }
 }
 
@@ -63,6 +64,18 @@ pub async fn signin_log_filters(s: Arc<dyn Store>) -> Result<(), StoreError> {
     let mut limited = query(None, false, None);
     limited.limit = 1;
     check(s.query_signins(&limited).await?.len() == 1, "limit");
+    // Pages: rows before a row id, newest first.
+    let all = s.query_signins(&query(None, false, None)).await?;
+    if let Some(first) = all.first() {
+        let mut next = query(None, false, None);
+        next.before_id = Some(first.id);
+        let rest = s.query_signins(&next).await?;
+        check(
+            rest.iter().map(|r| r.id).collect::<Vec<_>>()
+                == all.iter().skip(1).map(|r| r.id).collect::<Vec<_>>(),
+            "before_id starts the next page after that row",
+        );
+    }
     let other = SignInQuery {
         tenant_id: "other".into(),
         limit: 10,

@@ -147,6 +147,19 @@ impl ArmClient {
         api_version: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<Value>> {
+        self.list_at_most(path, api_version, query, usize::MAX)
+            .await
+    }
+
+    /// Like [`ArmClient::list_with_query`], stopping once `max` items are read (the
+    /// newest rows of a log, not all of it).
+    pub async fn list_at_most(
+        &self,
+        path: &str,
+        api_version: &str,
+        query: &[(&str, &str)],
+        max: usize,
+    ) -> Result<Vec<Value>> {
         let mut items = Vec::new();
         let mut page = self
             .send(Method::GET, path, api_version, query, None)
@@ -158,6 +171,10 @@ impl ArmClient {
             match object.remove("value") {
                 Some(Value::Array(values)) => items.extend(values),
                 _ => bail!("the server's reply to GET {path} has no \"value\" array"),
+            }
+            if items.len() >= max {
+                items.truncate(max);
+                return Ok(items);
             }
             let next = match object.remove("nextLink") {
                 Some(Value::String(next)) if !next.is_empty() => next,

@@ -24,6 +24,7 @@ mod federation_security;
 mod imds;
 mod issuer_fetching;
 mod management;
+mod paging;
 mod rate_limits;
 mod rbac;
 mod replicas;
