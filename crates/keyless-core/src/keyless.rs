@@ -66,6 +66,8 @@ pub struct Keyless {
     pub(crate) signins: SignInLog,
     pub(crate) metrics: crate::metrics::Metrics,
     pub(crate) secret_cache: crate::vault::SecretCache,
+    /// Bearer tokens that passed validation (one signature check per token).
+    pub(crate) verified: crate::tokens::VerifiedTokens,
 }
 
 impl std::fmt::Debug for Keyless {
@@ -108,6 +110,7 @@ impl Keyless {
             signins,
             metrics: crate::metrics::Metrics::default(),
             secret_cache: crate::vault::SecretCache::default(),
+            verified: crate::tokens::VerifiedTokens::new(crate::tokens::VERIFIED_TOKENS_CAPACITY),
             store,
             clock,
             settings,
@@ -145,7 +148,7 @@ impl Keyless {
         token: &str,
         audience: &str,
     ) -> Result<crate::tokens::Caller, crate::tokens::TokenRejection> {
-        crate::tokens::validate_access_token(
+        self.verified.validate(
             token,
             &self.key_ring(),
             &self.settings.public,

@@ -95,6 +95,34 @@ pub fn validate_access_token(
     audience: &str,
     times: TimeRules,
 ) -> Result<Caller, TokenRejection> {
+    validate_with_details(token, ring, public, audience, times).map(|v| v.caller)
+}
+
+/// A token that passed every check, and what a later request with the same token
+/// must still check: its times and that its key is still published.
+#[derive(Debug, Clone)]
+pub(crate) struct Validated {
+    pub(crate) caller: Caller,
+    pub(crate) kid: String,
+    pub(crate) nbf: i64,
+    pub(crate) exp: i64,
+}
+
+/// The times check of [`validate_access_token`], on its own.
+pub(crate) fn check_times(nbf: i64, exp: i64, now: i64, leeway: i64) -> Result<(), TokenRejection> {
+    if now.saturating_add(leeway) < nbf || now.saturating_sub(leeway) >= exp {
+        return Err(TokenRejection::Expired { nbf, exp, now });
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_with_details(
+    token: &str,
+    ring: &KeyRing,
+    public: &PublicUrl,
+    audience: &str,
+    times: TimeRules,
+) -> Result<Validated, TokenRejection> {
     let TimeRules {
         now,
         leeway,
@@ -136,10 +164,8 @@ pub fn validate_access_token(
             "the token's lifetime (iat {iat}, exp {exp}) exceeds the {max_lifetime} seconds this server issues"
         )));
     }
-    if now.saturating_add(leeway) < nbf || now.saturating_sub(leeway) >= exp {
-        return Err(TokenRejection::Expired { nbf, exp, now });
-    }
-    Ok(Caller {
+    check_times(nbf, exp, now, leeway)?;
+    let caller = Caller {
         tenant_id: tid.to_string(),
         object_id: str_claim(c, "oid")?.to_string(),
         app_id: c
@@ -148,6 +174,12 @@ pub fn validate_access_token(
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string(),
+    };
+    Ok(Validated {
+        caller,
+        kid: key.record.kid.clone(),
+        nbf,
+        exp,
     })
 }
 
