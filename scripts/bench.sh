@@ -5,6 +5,8 @@
 #   exchange       the token exchange hot path in process, one thread
 #   http_exchange  the real `keyless serve` over keep-alive HTTPS on loopback:
 #                  server CPU per exchange
+#   vault_read     Key Vault secret reads against the real server: CPU per read with a
+#                  new token each time and with one token repeated, vs one ES256 verify
 #
 #   ./scripts/bench.sh                  # both
 #   ./scripts/bench.sh exchange         # one
@@ -14,12 +16,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-BENCHES=(exchange http_exchange)
+BENCHES=(exchange http_exchange vault_read)
 if [ "$#" -gt 0 ]; then BENCHES=("$@"); fi
 args=()
 for b in "${BENCHES[@]}"; do
-  case "$b" in exchange|http_exchange) args+=(--bench "$b") ;;
-    *) echo "unknown benchmark: $b (benchmarks: exchange http_exchange)" >&2; exit 2 ;;
+  case "$b" in exchange|http_exchange|vault_read) args+=(--bench "$b") ;;
+    *) echo "unknown benchmark: $b (benchmarks: exchange http_exchange vault_read)" >&2; exit 2 ;;
   esac
 done
 cargo bench -p keyless "${args[@]}"

@@ -45,12 +45,7 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        h.graceful_shutdown(Some(Duration::from_secs(10)));
-    });
+    let handle = drain_on(shutdown);
     let tls = RustlsAcceptor::new(tls).handshake_timeout(limits.tls_handshake);
     let mut server = axum_server::from_tcp(listener)?
         .acceptor(LimitedAcceptor::new(tls, limits))
@@ -71,18 +66,27 @@ pub async fn serve_plain(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        h.graceful_shutdown(Some(Duration::from_secs(10)));
-    });
+    let handle = drain_on(shutdown);
     let plain = axum_server::accept::DefaultAcceptor::new();
     axum_server::from_tcp(listener)?
         .acceptor(LimitedAcceptor::new(plain, limits))
         .handle(handle)
         .serve(make_service(service, limits))
         .await
+}
+
+/// A server handle that, once `shutdown` resolves, stops accepting and drains open
+/// connections for up to 10 seconds.
+fn drain_on(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> axum_server::Handle<SocketAddr> {
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    handle
 }
 
 /// The service as a capped make-service that knows each peer's address.

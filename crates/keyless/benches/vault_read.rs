@@ -1,0 +1,208 @@
+//! Benchmark: Key Vault secret reads (`GET /secrets/{name}`) over keep-alive HTTPS
+//! against the real `keyless serve`, RBAC checked: the server's CPU per read, with a
+//! new bearer token on every read and with one token repeated (an SDK's pipeline),
+//! each against the cost of one ES256 token verification measured in the same run.
+//!
+//! Run: `./scripts/bench.sh vault_read` (release). Loopback only; bounded.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a benchmark
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const READS: usize = 10_000;
+const FRESH_TOKENS: usize = 2_000;
+const CONCURRENCY: usize = 8;
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// Server CPU per request for `n` GETs of `url`, the i-th with `token(i)`.
+async fn measure(pid: u32, http: &reqwest::Client, url: &str, tokens: &[String], n: usize) -> f64 {
+    let before = cpu_seconds(pid);
+    let mut tasks = Vec::new();
+    for w in 0..CONCURRENCY {
+        let (http, url, tokens) = (http.clone(), url.to_string(), tokens.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while i < n {
+                let r = http
+                    .get(&url)
+                    .bearer_auth(&tokens[i % tokens.len()])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                let _ = r.bytes().await.unwrap();
+                i += CONCURRENCY;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (cpu_seconds(pid) - before) / n as f64
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyless"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args([
+            "--rate-limit-per-client",
+            "0",
+            "--rate-limit-failures-per-address",
+            "0",
+        ])
+        .args(["--rate-limit-per-principal", "0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("KEYLESS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let authority = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("exited before ready");
+        if let Some((_, url)) = line.split_once("ready at ") {
+            break url.trim().to_string();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let pid = child.id().unwrap();
+    let port: u16 = authority.rsplit(':').next().unwrap().parse().unwrap();
+    let admin: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("admin.json")).unwrap()).unwrap();
+    let pem = std::fs::read(dir.path().join("ca.pem")).unwrap();
+    let host = "benchvault.vault.localhost";
+    let http = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+        .resolve(host, SocketAddr::from(([127, 0, 0, 1], port)))
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
+    let tenant = admin["tenantId"].as_str().unwrap();
+    let sub = admin["subscriptionId"].as_str().unwrap();
+    let token = |scope: String| {
+        let http = http.clone();
+        let form = vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", admin["clientId"].as_str().unwrap().to_string()),
+            (
+                "client_secret",
+                admin["clientSecret"].as_str().unwrap().to_string(),
+            ),
+            ("scope", scope),
+        ];
+        let url = format!("{authority}/{tenant}/oauth2/v2.0/token");
+        async move {
+            let v: Value = http
+                .post(url)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let arm = token(format!("{authority}/.default")).await;
+    for (path, body) in [
+        (
+            format!("/subscriptions/{sub}/resourcegroups/bench?api-version=2021-04-01"),
+            json!({"location": "local"}),
+        ),
+        (
+            format!(
+                "/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.KeyVault/vaults/benchvault?api-version=2023-07-01"
+            ),
+            json!({"location": "local"}),
+        ),
+    ] {
+        let r = http
+            .put(format!("{authority}{path}"))
+            .bearer_auth(&arm)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    let scope = format!("https://vault.localhost:{port}/.default");
+    let vault = format!("https://{host}:{port}");
+    let first = token(scope.clone()).await;
+    let r = http
+        .put(format!("{vault}/secrets/bench?api-version=7.6"))
+        .bearer_auth(&first)
+        .json(&json!({"value": "s3cret"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let url = format!("{vault}/secrets/bench?api-version=7.6");
+    let mut fresh = Vec::with_capacity(FRESH_TOKENS);
+    for _ in 0..FRESH_TOKENS {
+        fresh.push(token(scope.clone()).await);
+    }
+    // Warm up connections and caches.
+    measure(pid, &http, &url, &fresh[..1], 500).await;
+    let same = measure(pid, &http, &url, &fresh[..1], READS).await;
+    let distinct = measure(pid, &http, &url, &fresh, FRESH_TOKENS).await;
+
+    // One ES256 verification of a token like these, in process.
+    let signer = keyless_jose::SigningKey::generate(keyless_jose::Alg::ES256, "k".into()).unwrap();
+    let verifier = keyless_jose::VerifyingKey::from_jwk(&signer.public_jwk()).unwrap();
+    let sample = signer
+        .sign_jwt(
+            "JWT",
+            &json!({"aud": scope, "tid": tenant, "oid": "o", "exp": 1}),
+        )
+        .unwrap();
+    let n = 5000;
+    let started = Instant::now();
+    for _ in 0..n {
+        let j = keyless_jose::UnverifiedJwt::parse(&sample, 16 * 1024).unwrap();
+        j.verify(&verifier, &[keyless_jose::Alg::ES256]).unwrap();
+    }
+    let verify = started.elapsed().as_secs_f64() / f64::from(n);
+
+    println!(
+        "vault secret GET over keep-alive HTTPS, {CONCURRENCY} connections, loopback, RBAC checked"
+    );
+    println!(
+        "one ES256 verification (in process)   : {:>8.1} us",
+        verify * 1e6
+    );
+    println!(
+        "server CPU per read, a new token each : {:>8.1} us  ratio {:>5.2}x  (target <= 1.50x)",
+        distinct * 1e6,
+        distinct / verify
+    );
+    println!(
+        "server CPU per read, one token        : {:>8.1} us  (target <= 30 us)",
+        same * 1e6
+    );
+}
