@@ -4,6 +4,7 @@
 //! client's request takes after hyper.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
@@ -93,7 +94,11 @@ impl Server {
         )
         .await
         .expect("open");
-        let admin = keyless.bootstrap().await.expect("bootstrap").expect("admin");
+        let admin = keyless
+            .bootstrap()
+            .await
+            .expect("bootstrap")
+            .expect("admin");
         let router = keyless_server::build_router(AppState {
             keyless: Arc::new(keyless),
         });
@@ -134,16 +139,18 @@ impl Server {
                 body
             }
         };
-        let rg = format!("/subscriptions/{}/resourceGroups/{RG}", admin.subscription_id);
+        let rg = format!(
+            "/subscriptions/{}/resourceGroups/{RG}",
+            admin.subscription_id
+        );
         arm(
             "PUT",
             format!("{rg}?api-version=2021-04-01"),
             json!({"location": "westeurope"}),
         )
         .await;
-        let id_path = format!(
-            "{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{IDENTITY}"
-        );
+        let id_path =
+            format!("{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{IDENTITY}");
         let identity = arm(
             "PUT",
             format!("{id_path}?api-version=2023-01-31"),
@@ -239,9 +246,13 @@ fn check(path: &str, status: StatusCode, headers: &HeaderMap, body: &Value) {
 /// One request through the router; the body as JSON (a string when it is not JSON,
 /// `null` when empty).
 async fn send(router: &Router, mut req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
-    // What hyper's connection gives the token endpoint: the client's address.
+    // What hyper's connection gives the token endpoint: the client's address; a new one
+    // for each request, so that per-address limits do not turn inputs into throttled
+    // requests.
+    static NEXT: AtomicU32 = AtomicU32::new(0x0a00_0001);
+    let ip = std::net::Ipv4Addr::from(NEXT.fetch_add(1, Ordering::Relaxed));
     req.extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+        .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
     let resp = router.clone().oneshot(req).await.expect("infallible");
     let (parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)

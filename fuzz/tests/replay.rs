@@ -43,7 +43,11 @@ fn every_kept_input_passes_its_target() {
                 failures.push(format!("{name}: {} took {took:?}", file.display()));
             }
         }
-        counts.push(format!("{name}: {} seeds, {} regressions", corpus.len(), regressions.len()));
+        counts.push(format!(
+            "{name}: {} seeds, {} regressions",
+            corpus.len(),
+            regressions.len()
+        ));
     }
     println!("{}", counts.join("\n"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -25,14 +25,21 @@ fn harness() -> &'static Harness {
             [
                 ("azure.workload.identity/client-id", "c2"),
                 ("azure.workload.identity/tenant-id", "t2"),
-                ("azure.workload.identity/service-account-token-expiration", "3600"),
+                (
+                    "azure.workload.identity/service-account-token-expiration",
+                    "3600",
+                ),
             ],
         );
         legacy
             .labels
             .insert("azure.workload.identity/use".into(), "true".into());
         let accounts = StaticServiceAccounts(vec![
-            ServiceAccount::new("ns1", "default", [("azure.workload.identity/client-id", "c0")]),
+            ServiceAccount::new(
+                "ns1",
+                "default",
+                [("azure.workload.identity/client-id", "c0")],
+            ),
             ServiceAccount::new("ns1", "sa", [("azure.workload.identity/client-id", "c1")]),
             legacy,
         ]);

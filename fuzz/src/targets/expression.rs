@@ -16,13 +16,18 @@ pub fn run(data: &[u8]) {
     };
     let claims: Map<String, Value> = match serde_json::from_slice(claims) {
         Ok(Value::Object(m)) => m,
-        _ => json!({"sub": "repo:org/app:ref:refs/heads/main", "aud": ["api://AzureADTokenExchange"],
+        _ => {
+            json!({"sub": "repo:org/app:ref:refs/heads/main", "aud": ["api://AzureADTokenExchange"],
                     "iss": "https://token.actions.githubusercontent.com"})
-        .as_object()
-        .cloned()
-        .unwrap_or_default(),
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+        }
     };
     let failure = expr.first_failure(&claims).map(ToString::to_string);
     // Evaluation is deterministic.
-    assert_eq!(failure, expr.first_failure(&claims).map(ToString::to_string));
+    assert_eq!(
+        failure,
+        expr.first_failure(&claims).map(ToString::to_string)
+    );
 }
