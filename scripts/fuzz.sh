@@ -30,8 +30,10 @@ banner() { printf '\n==== %s ====\n' "$*"; }
 
 replay() {
   banner "fuzz: replay corpus/ and regressions/ (cargo test, no instrumentation)"
-  # Its own target directory: the instrumented build (fuzz/target) uses other flags.
-  cargo test --locked --manifest-path "$FUZZ/Cargo.toml" --target-dir "$FUZZ/target/replay" \
+  # The main workspace's target directory: the lock files pin the same versions, so the
+  # debug build of the Keyless crates and their dependencies (test.sh's build stage) is
+  # reused. The instrumented build (fuzz/target) uses other flags and stays apart.
+  cargo test --locked --manifest-path "$FUZZ/Cargo.toml" --target-dir "$ROOT/target" \
     --test replay -- --nocapture
 }
 
