@@ -4,7 +4,7 @@
 # SDK), runs the Rust tests and the SDK interop tests (Python SDK, and the Rust SDK's binary).
 #
 #   ./scripts/test.sh                 # everything, in order, stopping at the first failed stage
-#   ./scripts/test.sh python          # only some stages: fmt ring clippy build rust python
+#   ./scripts/test.sh python          # only some stages: fmt ring clippy build rust python fuzz
 #   PYTEST_ADDOPTS='-k restart' ./scripts/test.sh python   # pytest reads PYTEST_ADDOPTS
 #
 # Works from any directory and on a fresh machine that has the Rust toolchain and python3
@@ -16,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-ALL_STAGES=(fmt ring clippy build rust python)
+ALL_STAGES=(fmt ring clippy build rust python fuzz)
 if [ "$#" -gt 0 ]; then STAGES=("$@"); else STAGES=("${ALL_STAGES[@]}"); fi
 for s in "${STAGES[@]}"; do
   case " ${ALL_STAGES[*]} " in *" $s "*) ;; *) echo "unknown stage: $s (stages: ${ALL_STAGES[*]})" >&2; exit 2 ;; esac
@@ -192,12 +192,15 @@ INTEROP_RUST="$ROOT/interop/rust-azure-sdk/Cargo.toml"
 # The example workload (a separate cargo project on crates/keyless-credential, with its own
 # lock file); the integration tests run its binary (crates/keyless/tests/integration/credential).
 EXAMPLE_DIR="$ROOT/examples/keyvault-reader"
+# The fuzz targets (a separate cargo workspace with its own lock file; scripts/fuzz.sh).
+FUZZ_MANIFEST="$ROOT/fuzz/Cargo.toml"
 
 stage_fmt() {
   banner "cargo fmt --check"
   cargo fmt --all -- --check
   cargo fmt --all --manifest-path "$INTEROP_RUST" -- --check
   cargo fmt --all --manifest-path "$EXAMPLE_DIR/Cargo.toml" -- --check
+  cargo fmt --all --manifest-path "$FUZZ_MANIFEST" -- --check
 }
 
 stage_ring() {
@@ -241,6 +244,16 @@ stage_ring() {
     fi
   done
   echo "ok: examples/keyvault-reader has neither ring nor openssl"
+  # The fuzz workspace, with the fuzzer's runtime crate: the same policy.
+  for crate in ring openssl openssl-sys; do
+    if out="$(cargo tree --locked --manifest-path "$FUZZ_MANIFEST" --features afl -i "$crate" --target all -e all 2>/dev/null)" \
+      && [ -n "$out" ]; then
+      echo "$crate is in fuzz/'s dependency tree; it must not be:" >&2
+      echo "$out" >&2
+      return 1
+    fi
+  done
+  echo "ok: fuzz/ has neither ring nor openssl"
 }
 
 stage_clippy() {
@@ -279,6 +292,12 @@ stage_python() {
   banner "pytest tests/python (Azure SDK interop)"
   # KEYLESS_BIN may point elsewhere (e.g. a release build); by default the fresh debug build.
   KEYLESS_BIN="${KEYLESS_BIN:-$ROOT/target/debug/keyless}" "$VENV/bin/python" -m pytest tests/python -q
+}
+
+stage_fuzz() {
+  # Replays every kept input (seed corpus and past crashes), then fuzzes each target
+  # briefly (FUZZ_SMOKE_SECONDS, default 15) with AFL++; fails on any crash or hang.
+  "$ROOT/scripts/fuzz.sh" smoke
 }
 
 for s in "${ALL_STAGES[@]}"; do

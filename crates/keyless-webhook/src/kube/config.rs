@@ -166,7 +166,17 @@ impl ClusterConfig {
     /// Reads a kubeconfig file; `context` overrides its `current-context`.
     pub fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<Self, ConfigError> {
         let text = read(path)?;
-        let kc: Kubeconfig = serde_yaml_ng::from_slice(&text).map_err(|e| ConfigError::Parse {
+        Self::parse_kubeconfig(&text, path, context)
+    }
+
+    /// Parses the text of a kubeconfig read from `path` (files it names are relative to
+    /// `path`'s directory and read now); `context` overrides its `current-context`.
+    pub fn parse_kubeconfig(
+        text: &[u8],
+        path: &Path,
+        context: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        let kc: Kubeconfig = serde_yaml_ng::from_slice(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
