@@ -142,7 +142,9 @@ def create_vault(server: KeylessServer, resource_group: str) -> Vault:
 
 def login_secret(az: Az, server: KeylessServer) -> list:
     a = server.admin
-    return az.json("login", "--service-principal", "-u", a.client_id, "-p", a.client_secret, "-t", a.tenant_id)
+    # `--password=...`: a secret may start with '-', which az would read as an option.
+    return az.json("login", "--service-principal", "-u", a.client_id, f"--password={a.client_secret}",
+                   "-t", a.tenant_id)
 
 
 def login_federated(az: Az, client_id: str, tenant_id: str, token: str, ok: bool = True):

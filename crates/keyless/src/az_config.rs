@@ -256,7 +256,7 @@ pub async fn run(args: AzConfigArgs) -> Result<()> {
                     path.display()
                 );
                 println!(
-                    "az login --service-principal -u {client_id} -t {tenant_arg} -p \"$(jq -r .clientSecret {})\"",
+                    "az login --service-principal -u {client_id} -t {tenant_arg} --password=\"$(jq -r .clientSecret {})\"",
                     sh(&path.display().to_string())
                 );
             }

@@ -270,3 +270,77 @@ async fn a_role_below_the_subscription_makes_it_visible_and_nothing_more() -> Re
     r.arm_error(403, "AuthorizationFailed");
     Ok(())
 }
+
+#[tokio::test]
+async fn az_config_prints_the_set_up_of_the_running_server() -> Result<()> {
+    let s = Server::start(&[]).await?;
+    let ca = s.data_dir().join("ca.pem");
+    let out = s.cli(&["az-config"]).await?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines[..4],
+        [
+            format!("export REQUESTS_CA_BUNDLE={}", ca.display()).as_str(),
+            format!(
+                "az cloud register -n keyless --endpoint-resource-manager {}",
+                s.admin.resource_manager_url
+            )
+            .as_str(),
+            "az cloud set -n keyless",
+            "az config set core.instance_discovery=false",
+        ],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "az login --service-principal -u \"$AZURE_CLIENT_ID\" -t {} --federated-token",
+            s.admin.tenant_id
+        )),
+        "{stdout}"
+    );
+    // Never the secret.
+    assert!(!stdout.contains(&s.admin.client_secret), "{stdout}");
+
+    let out = s.cli(&["az-config", "-o", "json", "-n", "kl"]).await?;
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["setup"][0][4], json!("kl"), "{v}");
+    assert_eq!(v["setup"][0][6], json!(s.admin.resource_manager_url), "{v}");
+    assert_eq!(v["environment"]["REQUESTS_CA_BUNDLE"], json!(ca), "{v}");
+    assert_eq!(v["tenantId"], json!(s.admin.tenant_id), "{v}");
+
+    // Without the admin file or a session: --authority and --ca-file. The tenant is
+    // then the workload's variable.
+    let empty = tempfile::tempdir()?;
+    let env = [("KEYLESS_CONFIG_DIR", empty.path())];
+    let authority = s.url.clone();
+    let ca_arg = ca.to_str().context("utf-8 path")?;
+    let out = crate::testkit::run_cli(
+        &["az-config", "--authority", &authority, "--ca-file", ca_arg],
+        &env,
+    )
+    .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("-t \"$AZURE_TENANT_ID\""), "{stdout}");
+    // Without the CA, the server's certificate is not trusted: said before az is run.
+    let out = crate::testkit::run_cli(&["az-config", "--authority", &authority], &env).await?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(stderr.contains("--ca-file"), "{stderr}");
+    // Nothing to go on: says how to name the server.
+    let out = crate::testkit::run_cli(&["az-config"], &env).await?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(stderr.contains("--authority"), "{stderr}");
+    Ok(())
+}
