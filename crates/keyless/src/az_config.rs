@@ -176,8 +176,8 @@ fn argv(parts: &[&str]) -> Vec<String> {
 }
 
 /// The set-up commands, in order.
-fn setup_commands(name: &str, resource_manager: &str) -> Vec<Vec<String>> {
-    vec![
+fn setup_commands(name: &str, resource_manager: &str) -> [Vec<String>; 3] {
+    [
         argv(&[
             "az",
             "cloud",
@@ -237,13 +237,13 @@ pub async fn run(args: AzConfigArgs) -> Result<()> {
                 "# Register Keyless as a cloud: az reads every endpoint from {}metadata/endpoints.",
                 metadata.resource_manager
             );
-            for cmd in &setup[..2] {
-                println!("{}", line(cmd));
-            }
+            let [register, set, discovery] = &setup;
+            println!("{}", line(register));
+            println!("{}", line(set));
             println!(
                 "# MSAL would otherwise ask Microsoft's instance discovery about this authority (fails offline)."
             );
-            println!("{}", line(&setup[2]));
+            println!("{}", line(discovery));
             println!(
                 "# Sign in as a workload identity with its federated token (e.g. a projected Kubernetes token):"
             );

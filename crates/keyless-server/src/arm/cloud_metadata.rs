@@ -50,7 +50,7 @@ fn shape_for(version: Option<&str>) -> Result<Shape, ArmResponseError> {
         return Ok(Shape::Object);
     }
     match version_date(version) {
-        Some(date) if date >= LIST_FROM && date < OBJECT_FROM => Ok(Shape::List),
+        Some(date) if (LIST_FROM..OBJECT_FROM).contains(&date) => Ok(Shape::List),
         Some(_) => Ok(Shape::Object),
         None => Err(ArmResponseError::new(
             StatusCode::BAD_REQUEST,
