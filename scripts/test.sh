@@ -10,7 +10,8 @@
 # Works from any directory and on a fresh machine that has the Rust toolchain and python3
 # (3.11+): cargo-nextest is installed (pinned) when missing, falling back to `cargo test`
 # when it cannot be; PostgreSQL is installed from Debian's packages when missing. Safe to
-# run again: the venv is reused while tests/python/requirements.txt is unchanged.
+# run again: the venv is reused while tests/python/requirements.txt is unchanged, and the
+# Azure CLI's venv (cached outside the checkout) while its pins are.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,6 +59,40 @@ setup_python() {
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQS"
     echo "$want" > "$stamp"
   fi
+}
+
+# The real Azure CLI (tests/python/test_azure_cli.py) in its own venv, cached outside the
+# checkout because installing it takes minutes: ${XDG_CACHE_HOME:-~/.cache}/keyless/
+# az-venv-<hash of the pins and the interpreter>. A venv whose install did not finish (no
+# .complete stamp) is rebuilt. The tests find az through KEYLESS_AZ_CLI; when the install
+# fails (no registry), KEYLESS_AZ_CLI_UNAVAILABLE says why and those tests skip with it.
+AZ_REQS="$ROOT/tests/python/azure-cli-requirements.txt"
+
+setup_azure_cli() {
+  local py key venv started log
+  py="$(command -v python3.11 || command -v python3)" || { echo "python3 not found" >&2; exit 1; }
+  key="$( { cat "$AZ_REQS"; "$py" -VV; } | sha256sum | cut -c1-16)"
+  venv="${XDG_CACHE_HOME:-$HOME/.cache}/keyless/az-venv-$key"
+  if [ ! -f "$venv/.complete" ] || ! AZURE_CONFIG_DIR="$venv/.az-config" "$venv/bin/az" version >/dev/null 2>&1; then
+    banner "setup: azure-cli ($(grep -m1 '^azure-cli==' "$AZ_REQS")) in $venv (once; takes minutes)"
+    started=$SECONDS
+    log="$(mktemp)"
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    if "$py" -m venv "$venv" >"$log" 2>&1 \
+      && "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$AZ_REQS" >>"$log" 2>&1 \
+      && AZURE_CONFIG_DIR="$venv/.az-config" "$venv/bin/az" version >>"$log" 2>&1; then
+      touch "$venv/.complete"
+      echo "azure-cli installed in $((SECONDS - started)) s"
+    else
+      tail -n 20 "$log" >&2
+      rm -rf "$venv"
+      export KEYLESS_AZ_CLI_UNAVAILABLE="azure-cli could not be installed from PyPI into $venv (see the setup output)"
+      echo "warning: $KEYLESS_AZ_CLI_UNAVAILABLE; the Azure CLI tests will be skipped" >&2
+    fi
+    rm -f "$log"
+  fi
+  if [ -f "$venv/.complete" ]; then export KEYLESS_AZ_CLI="$venv/bin/az"; fi
 }
 
 # A throw-away PostgreSQL server for the tests that need one (the PostgreSQL store and
@@ -179,7 +214,7 @@ setup_nextest() {
 }
 
 if wants rust; then setup_nextest; fi
-if wants python; then setup_python; fi
+if wants python; then setup_python; setup_azure_cli; fi
 if wants rust || wants python; then setup_postgres; fi
 
 # --- stages --------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod arm;
+pub mod cloud_metadata;
 pub mod oauth;
 pub mod oidc;
 pub mod prometheus;

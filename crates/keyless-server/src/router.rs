@@ -57,6 +57,9 @@ pub fn build_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        // Anonymous, like discovery: `az cloud register` and Terraform read it before
+        // they have a token.
+        .route("/metadata/endpoints", get(arm::cloud_metadata::endpoints))
         .merge(sts)
         .fallback(arm::dispatch::handle)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

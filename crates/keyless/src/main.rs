@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod az_config;
 mod demo;
 mod dev_cluster;
 mod imds;
@@ -75,6 +76,9 @@ enum Command {
     /// (`token decode`, with `--verify` to check the signature).
     #[command(subcommand)]
     Token(account::TokenCommand),
+    /// Print the Azure CLI set-up for a running server: CA trust, `az cloud register`,
+    /// instance discovery off, and the sign-in command.
+    AzConfig(Box<az_config::AzConfigArgs>),
     #[command(flatten)]
     Manage(manage::ManageCommand),
 }
@@ -112,6 +116,7 @@ fn main() -> std::process::ExitCode {
             Command::Logout(args) => account::run_logout(args).await,
             Command::Account(cmd) => account::run_account(cmd).await,
             Command::Token(cmd) => account::run_token(cmd).await,
+            Command::AzConfig(args) => az_config::run(*args).await,
             Command::Manage(cmd) => manage::run(cmd).await,
         }
     });

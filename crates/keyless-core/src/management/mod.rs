@@ -38,40 +38,68 @@ impl Keyless {
         self.authorize(caller, scope, action).is_ok()
     }
 
-    /// The subscriptions of the caller's tenant it can read.
+    /// The subscriptions of the caller's tenant it can see, sorted by id: those in which
+    /// it holds any role assignment at or below the subscription (as ARM lists them: an
+    /// identity with only a data role on one vault sees that vault's subscription), and
+    /// those a role assigned above them lets it read. Seeing a subscription grants
+    /// nothing else. Cost: the caller's own assignments, plus the tenant's
+    /// subscriptions only when an assignment above them allows reading them.
     pub fn list_subscriptions(&self, caller: &Caller) -> Vec<keyless_store::SubscriptionRecord> {
         let snap = self.snapshot();
-        let mut subs: Vec<_> = snap
-            .subscriptions
-            .values()
-            .filter(|s| s.tenant_id == caller.tenant_id)
-            .filter(|s| {
-                self.can(
-                    caller,
-                    &crate::ids::subscription_id(&s.id),
-                    "Microsoft.Resources/subscriptions/read",
-                )
-            })
-            .cloned()
-            .collect();
-        subs.sort_by(|a, b| a.id.cmp(&b.id));
-        subs
+        let mut ids: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        let mut readable_above = false;
+        for grant in snap.grants_of(&caller.object_id) {
+            match subscription_of(&grant.scope) {
+                Some(sub) => {
+                    if let Some((id, s)) = snap.subscriptions.get_key_value(&sub)
+                        && s.tenant_id == caller.tenant_id
+                    {
+                        ids.insert(id.as_str());
+                    }
+                }
+                None => {
+                    readable_above |= is_allowed(
+                        std::slice::from_ref(grant),
+                        &grant.scope,
+                        SUBSCRIPTION_READ,
+                        false,
+                    )
+                }
+            }
+        }
+        if readable_above {
+            for s in snap.subscriptions.values() {
+                if s.tenant_id == caller.tenant_id && subscription_visible_in(&snap, caller, &s.id)
+                {
+                    ids.insert(s.id.as_str());
+                }
+            }
+        }
+        ids.into_iter()
+            .filter_map(|id| snap.subscriptions.get(id).cloned())
+            .collect()
     }
 
-    /// One subscription of the caller's tenant.
+    /// One subscription of the caller's tenant, for a caller that can see it (see
+    /// [`Keyless::list_subscriptions`]).
     pub fn get_subscription(
         &self,
         caller: &Caller,
         sub: &str,
     ) -> Result<keyless_store::SubscriptionRecord, ManagementError> {
         let id = crate::names::parse_guid(sub).ok_or_else(|| invalid_subscription(sub))?;
-        self.authorize(
-            caller,
-            &crate::ids::subscription_id(&id),
-            "Microsoft.Resources/subscriptions/read",
-        )?;
-        self.snapshot()
-            .subscriptions
+        let snap = self.snapshot();
+        if !subscription_visible_in(&snap, caller, &id) {
+            // The refusal authorisation gives: "not found" for another tenant's
+            // subscription, "forbidden" in the caller's own.
+            authorize_in(
+                &snap,
+                caller,
+                &crate::ids::subscription_id(&id),
+                SUBSCRIPTION_READ,
+            )?;
+        }
+        snap.subscriptions
             .get(&id)
             .cloned()
             .ok_or_else(|| subscription_not_found(&id))
@@ -94,6 +122,24 @@ impl Keyless {
         self.refresh().await?;
         Ok(value)
     }
+}
+
+/// The action reading a subscription's metadata.
+const SUBSCRIPTION_READ: &str = "Microsoft.Resources/subscriptions/read";
+
+/// Whether `caller` can see subscription `sub` (lowercase GUID): it is in the caller's
+/// tenant, and the caller holds a role assignment at or below it, or one above it that
+/// allows reading it.
+fn subscription_visible_in(snap: &Snapshot, caller: &Caller, sub: &str) -> bool {
+    if snap.subscription_tenant(sub) != Some(caller.tenant_id.as_str()) {
+        return false;
+    }
+    let grants = snap.grants_of(&caller.object_id);
+    let scope = crate::ids::subscription_id(sub);
+    grants
+        .iter()
+        .any(|g| subscription_of(&g.scope).as_deref() == Some(sub))
+        || is_allowed(grants, &scope, SUBSCRIPTION_READ, false)
 }
 
 /// [`Keyless::authorize`] against a given snapshot, for operations that take more

@@ -5,10 +5,12 @@
 //! `request` reads a request, `dispatch` matches its path to an operation, and each
 //! resource family has a module with its handlers: `resources` (tenants, subscriptions,
 //! resource groups), `identities`, `vaults`, `authorization` and `provider` (Keyless'
-//! own operations). `render` holds their JSON, `reply` the shared replies.
+//! own operations). `render` holds their JSON, `reply` the shared replies. `cloud_metadata`
+//! serves the anonymous cloud metadata document (`/metadata/endpoints`).
 
 pub mod auth;
 mod authorization;
+pub mod cloud_metadata;
 pub mod dispatch;
 mod identities;
 pub mod paging;

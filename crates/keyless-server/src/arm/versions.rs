@@ -37,7 +37,8 @@ const TENANTS: &[&str] = &[
     "2022-12-01",
 ];
 
-fn date_at_least(v: &str, min: &str) -> bool {
+/// The date of a dated api-version (`YYYY-MM-DD`, optionally `-preview`), if it is one.
+pub(crate) fn version_date(v: &str) -> Option<&str> {
     let date = v.strip_suffix("-preview").unwrap_or(v);
     let well_formed = date.len() == 10
         && date.char_indices().all(|(i, c)| {
@@ -47,7 +48,11 @@ fn date_at_least(v: &str, min: &str) -> bool {
                 c.is_ascii_digit()
             }
         });
-    well_formed && date >= min
+    well_formed.then_some(date)
+}
+
+fn date_at_least(v: &str, min: &str) -> bool {
+    version_date(v).is_some_and(|date| date >= min)
 }
 
 /// Whether `version` is accepted for `family`; on refusal, the list to show.

@@ -12,6 +12,7 @@
 
 mod testkit;
 
+mod arm_discovery;
 mod bad_input;
 mod ci_issuers;
 mod cli;
