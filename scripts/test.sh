@@ -10,8 +10,9 @@
 # Works from any directory and on a fresh machine that has the Rust toolchain and python3
 # (3.11+): cargo-nextest is installed (pinned) when missing, falling back to `cargo test`
 # when it cannot be; PostgreSQL is installed from Debian's packages when missing. Safe to
-# run again: the venv is reused while tests/python/requirements.txt is unchanged, and the
-# Azure CLI's venv (cached outside the checkout) while its pins are.
+# run again: the venv is reused while tests/python/requirements.txt is unchanged, the
+# Azure CLI's venv (cached outside the checkout) while its pins are, and
+# tests/js/node_modules while tests/js/package-lock.json is (no node: the JS tests skip).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -93,6 +94,28 @@ setup_azure_cli() {
     rm -f "$log"
   fi
   if [ -f "$venv/.complete" ]; then export KEYLESS_AZ_CLI="$venv/bin/az"; fi
+}
+
+# The JavaScript SDK interop project (tests/js: the real @azure/identity and
+# @azure/keyvault-secrets from npm, pinned by its package-lock.json), run by
+# tests/python/test_managed_identity_js.py. `npm ci` installs exactly the lock file into
+# tests/js/node_modules, only when the lock file (or node's version) changed since the last
+# install: the stamp is the hash of both. Without node the JS tests skip with that reason.
+JS_DIR="$ROOT/tests/js"
+
+setup_js() {
+  local stamp want
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "node/npm not found: the JavaScript SDK tests will be skipped" >&2
+    return 0
+  fi
+  stamp="$JS_DIR/node_modules/.package-lock.sha256"
+  want="$( { cat "$JS_DIR/package-lock.json"; node --version; } | sha256sum | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+    banner "setup: npm ci (tests/js, node $(node --version))"
+    (cd "$JS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$stamp"
+  fi
 }
 
 # A throw-away PostgreSQL server for the tests that need one (the PostgreSQL store and
@@ -214,7 +237,7 @@ setup_nextest() {
 }
 
 if wants rust; then setup_nextest; fi
-if wants python; then setup_python; setup_azure_cli; fi
+if wants python; then setup_python; setup_azure_cli; setup_js; fi
 if wants rust || wants python; then setup_postgres; fi
 
 # --- stages --------------------------------------------------------------------------------

@@ -277,3 +277,40 @@ def test_serviceaccount_manifest_validates() -> None:
         "azure.workload.identity/client-id": "0b7a3f55-0000-4000-8000-000000000001",
         "azure.workload.identity/service-account-token-expiration": "7200",
     }
+
+
+@pytest.mark.parametrize("flags", [
+    ("--managed-identity-endpoint",),
+    ("--inject-proxy-sidecar", "--proxy-sidecar-port", "9000"),
+])
+def test_serviceaccount_manifest_pod_template_fragment_validates(flags: tuple[str, ...]) -> None:
+    """The mode annotations are printed as comments (the output still applies as is); the
+    fragment, uncommented and merged into a Deployment's template, is a valid object."""
+    out = run_keyless(
+        "serviceaccount", "manifest", "--name", "workload", "--namespace", "apps",
+        "--client-id", "0b7a3f55-0000-4000-8000-000000000001", *flags,
+    )
+    (sa,) = [d for d in yaml.safe_load_all(out) if d]
+    validate(sa)
+    fragment = yaml.safe_load("\n".join(line[4:] for line in out.splitlines() if line.startswith("#   ")))
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "legacy", "namespace": "apps"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "legacy"}},
+            "template": {
+                "metadata": {**fragment["metadata"],
+                             "labels": {**fragment["metadata"]["labels"], "app": "legacy"}},
+                "spec": {**fragment["spec"], "containers": [{"name": "app", "image": "app:1"}]},
+            },
+        },
+    }
+    validate(deployment)
+    annotations = fragment["metadata"]["annotations"]
+    if "--inject-proxy-sidecar" in flags:
+        assert annotations == {"azure.workload.identity/inject-proxy-sidecar": "true",
+                               "azure.workload.identity/proxy-sidecar-port": "9000"}
+    else:
+        assert annotations == {"keyless.io/managed-identity-endpoint": "true"}
+    assert fragment["metadata"]["labels"] == {"azure.workload.identity/use": "true"}
+    assert fragment["spec"] == {"serviceAccountName": "workload"}

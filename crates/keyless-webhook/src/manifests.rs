@@ -1,12 +1,16 @@
 //! Kubernetes objects the CLI prints: the MutatingWebhookConfiguration (the same as
 //! `deploy/webhook/mutatingwebhookconfiguration.yaml`, with the CA bundle filled in), the
-//! serving certificate Secret, and a workload ServiceAccount.
+//! serving certificate Secret, a workload ServiceAccount, and the part of a workload's
+//! pod template that asks the webhook for it.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use crate::certs::WebhookCerts;
-use crate::keys::{CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION, TOKEN_EXPIRATION_ANNOTATION};
+use crate::keys::{
+    CLIENT_ID_ANNOTATION, INJECT_PROXY_SIDECAR_ANNOTATION, MANAGED_IDENTITY_ENDPOINT_ANNOTATION,
+    PROXY_SIDECAR_PORT_ANNOTATION, TENANT_ID_ANNOTATION, TOKEN_EXPIRATION_ANNOTATION, USE_LABEL,
+};
 
 /// Namespace of the webhook in `deploy/`.
 pub const DEFAULT_NAMESPACE: &str = "keyless-system";
@@ -130,5 +134,57 @@ pub fn service_account(
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+    })
+}
+
+/// Which managed-identity endpoint a workload's pods ask the webhook for (pod
+/// annotations: the webhook reads them from the pod, not from the ServiceAccount).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedIdentityEndpoint {
+    /// `keyless.io/managed-identity-endpoint: "true"`: a native sidecar and
+    /// `IDENTITY_ENDPOINT` / `IDENTITY_HEADER` in the app containers; no privilege.
+    Keyless,
+    /// `azure.workload.identity/inject-proxy-sidecar: "true"`: the sidecar plus the
+    /// iptables init container redirecting `169.254.169.254:80` (needs `NET_ADMIN`).
+    Proxy,
+}
+
+/// The `metadata` and `spec.serviceAccountName` a workload's pod template needs for the
+/// webhook to mutate its pods with `service_account`, and, when `endpoint` is given, to
+/// inject the managed-identity sidecar on `port` (written only when given; the webhook's
+/// default is 8000). Merged into a Deployment's `spec.template` by the user, so it is a
+/// fragment, not an object of its own.
+pub fn workload_pod_template(
+    service_account: &str,
+    endpoint: Option<ManagedIdentityEndpoint>,
+    port: Option<u16>,
+) -> Value {
+    let mut annotations = Map::new();
+    match endpoint {
+        Some(ManagedIdentityEndpoint::Keyless) => {
+            annotations.insert(
+                MANAGED_IDENTITY_ENDPOINT_ANNOTATION.to_owned(),
+                json!("true"),
+            );
+        }
+        Some(ManagedIdentityEndpoint::Proxy) => {
+            annotations.insert(INJECT_PROXY_SIDECAR_ANNOTATION.to_owned(), json!("true"));
+        }
+        None => {}
+    }
+    if let (Some(_), Some(p)) = (endpoint, port) {
+        annotations.insert(
+            PROXY_SIDECAR_PORT_ANNOTATION.to_owned(),
+            json!(p.to_string()),
+        );
+    }
+    let mut metadata = Map::new();
+    metadata.insert("labels".to_owned(), json!({ USE_LABEL: "true" }));
+    if !annotations.is_empty() {
+        metadata.insert("annotations".to_owned(), Value::Object(annotations));
+    }
+    json!({
+        "metadata": metadata,
+        "spec": {"serviceAccountName": service_account},
     })
 }

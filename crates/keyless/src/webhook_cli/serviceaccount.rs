@@ -1,10 +1,13 @@
 //! `keyless serviceaccount manifest`: a workload ServiceAccount annotated for workload
-//! identity, as YAML.
+//! identity, as YAML; with a managed-identity endpoint mode, followed (as YAML comments,
+//! so the output still applies as is) by what the workload's pod template needs, since
+//! the webhook reads those annotations from the pod.
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
+use keyless_webhook::keys::TRUST_CA_ANNOTATION;
 use keyless_webhook::keys::{MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION};
-use keyless_webhook::manifests::service_account;
+use keyless_webhook::manifests::{ManagedIdentityEndpoint, service_account, workload_pod_template};
 
 /// `keyless serviceaccount ...`.
 #[derive(Debug, Subcommand)]
@@ -33,6 +36,18 @@ pub struct ManifestArgs {
     /// (e.g. `24h`). Default: the webhook's default (3600 s); only written when given.
     #[arg(long, value_name = "DURATION", value_parser = parse_expiration)]
     token_expiration: Option<u64>,
+    /// The pods' apps use ManagedIdentityCredential / IMDS clients: also print the pod
+    /// template annotation for the Keyless mode (`keyless imds` as a native sidecar,
+    /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` in the app containers; no privilege).
+    #[arg(long, conflicts_with = "inject_proxy_sidecar")]
+    managed_identity_endpoint: bool,
+    /// Like `--managed-identity-endpoint`, but the reference's proxy mode, for apps that
+    /// hard-code 169.254.169.254 (an iptables init container that needs NET_ADMIN).
+    #[arg(long)]
+    inject_proxy_sidecar: bool,
+    /// The sidecar's loopback port (default 8000), with either mode.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    proxy_sidecar_port: Option<u16>,
 }
 
 fn parse_expiration(s: &str) -> Result<u64, String> {
@@ -84,8 +99,56 @@ pub fn run(cmd: ServiceAccountCommand) -> Result<()> {
         args.tenant_id.as_deref(),
         args.token_expiration,
     );
-    print!("{}", keyless_webhook::yaml::documents(&[sa])?);
+    let endpoint = match (args.managed_identity_endpoint, args.inject_proxy_sidecar) {
+        (true, _) => Some(ManagedIdentityEndpoint::Keyless),
+        (false, true) => Some(ManagedIdentityEndpoint::Proxy),
+        (false, false) => None,
+    };
+    if args.proxy_sidecar_port.is_some() && endpoint.is_none() {
+        bail!("--proxy-sidecar-port needs --managed-identity-endpoint or --inject-proxy-sidecar");
+    }
+    let mut out = keyless_webhook::yaml::documents(&[sa])?;
+    if let Some(endpoint) = endpoint {
+        let template = workload_pod_template(&args.name, Some(endpoint), args.proxy_sidecar_port);
+        out.push_str(&pod_template_guidance(&template, endpoint)?);
+    }
+    print!("{out}");
     Ok(())
+}
+
+/// The pod template fragment as YAML comments: the output stays one appliable document,
+/// and the fragment uncommented is valid YAML to merge into `spec.template`.
+fn pod_template_guidance(
+    template: &serde_json::Value,
+    endpoint: ManagedIdentityEndpoint,
+) -> Result<String> {
+    let what = match endpoint {
+        ManagedIdentityEndpoint::Keyless => {
+            "# the Keyless mode (keyless imds as a native sidecar; IDENTITY_ENDPOINT and\n\
+             # IDENTITY_HEADER in the app containers; no privilege):\n"
+        }
+        ManagedIdentityEndpoint::Proxy => {
+            "# the proxy mode (keyless imds plus an init container that redirects\n\
+             # 169.254.169.254:80 to it with iptables; needs NET_ADMIN, not for hostNetwork):\n"
+        }
+    };
+    let yaml = keyless_webhook::yaml::documents(std::slice::from_ref(template))?;
+    let mut out = String::from(
+        "# The webhook reads the managed-identity endpoint annotations from the pods: add this\n\
+         # to the pod template of the workloads that use this ServiceAccount (e.g. a\n\
+         # Deployment's spec.template) for\n",
+    );
+    out.push_str(what);
+    for line in yaml.lines().filter(|l| *l != "---") {
+        out.push_str("#   ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "# Annotate it {TRUST_CA_ANNOTATION}: 'true' too when Keyless' certificate is from a private CA\n\
+         # (the sidecar must trust it).\n"
+    ));
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -995,6 +995,149 @@ async fn serviceaccount_manifest_and_jwks_helpers() -> Result<()> {
     Ok(())
 }
 
+/// Issue 15: `keyless serviceaccount manifest` with a managed-identity endpoint mode
+/// prints the ServiceAccount (unchanged: the comments are no part of it) and, as comments,
+/// the pod template fragment. That fragment, uncommented, is valid YAML, and a pod made
+/// from it is mutated by the running webhook into the mode it names, on the port given.
+#[tokio::test]
+async fn serviceaccount_manifest_prints_the_pod_template_of_each_identity_endpoint_mode()
+-> Result<()> {
+    let api = api().await;
+    let wh = Webhook::start(&api, &["--imds-image", "registry.example/keyless:9"]).await?;
+    let cases: [(&[&str], &str, u16); 4] = [
+        (&["--managed-identity-endpoint"], "mi", 8000),
+        (
+            &[
+                "--managed-identity-endpoint",
+                "--proxy-sidecar-port",
+                "8123",
+            ],
+            "mi-port",
+            8123,
+        ),
+        (&["--inject-proxy-sidecar"], "proxy", 8000),
+        (
+            &["--inject-proxy-sidecar", "--proxy-sidecar-port", "9000"],
+            "proxy-port",
+            9000,
+        ),
+    ];
+    for (flags, name, port) in cases {
+        let out = keyless()
+            .args(["serviceaccount", "manifest", "--name", name])
+            .args(["--namespace", "apps", "--client-id", CLIENT])
+            .args(flags)
+            .output()
+            .await?;
+        assert!(
+            out.status.success(),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout)?;
+        let sa: Value = serde_yaml_ng::from_str(&text)?;
+        assert_eq!(
+            sa,
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+                "name": name, "namespace": "apps",
+                "annotations": {"azure.workload.identity/client-id": CLIENT}}}),
+            "{flags:?}"
+        );
+        let fragment: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("#   "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let template: Value = serde_yaml_ng::from_str(&fragment)?;
+        assert_eq!(template["spec"]["serviceAccountName"], name, "{text}");
+        let proxy = flags.contains(&"--inject-proxy-sidecar");
+        assert!(
+            text.contains(if proxy { "NET_ADMIN" } else { "no privilege" }),
+            "{text}"
+        );
+
+        api.create(
+            "apps",
+            name,
+            &[("azure.workload.identity/client-id", CLIENT)],
+        );
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": template["metadata"]["labels"],
+                         "annotations": template["metadata"]["annotations"]},
+            "spec": {"serviceAccountName": name, "containers": [{"name": "app", "image": "app"}]},
+        });
+        let mutated = wh.mutate(Some("apps"), &pod).await?;
+        let env_of = |c: &Value, var: &str| {
+            c["env"].as_array().and_then(|e| {
+                e.iter()
+                    .find(|v| v["name"] == var)
+                    .and_then(|v| v["value"].as_str().map(str::to_owned))
+            })
+        };
+        let inits = mutated["spec"]["initContainers"].as_array().unwrap();
+        let names: Vec<&str> = inits.iter().filter_map(|c| c["name"].as_str()).collect();
+        let app = &mutated["spec"]["containers"][0];
+        assert_eq!(env_of(app, "AZURE_CLIENT_ID").as_deref(), Some(CLIENT));
+        if proxy {
+            assert_eq!(names, ["azwi-proxy-init", "azwi-proxy"], "{mutated}");
+            assert_eq!(
+                env_of(&inits[0], "PROXY_PORT"),
+                Some(port.to_string()),
+                "{mutated}"
+            );
+            assert_eq!(env_of(app, "IDENTITY_ENDPOINT"), None, "{mutated}");
+        } else {
+            assert_eq!(names, ["keyless-imds"], "{mutated}");
+            assert_eq!(inits[0]["image"], "registry.example/keyless:9");
+            assert_eq!(inits[0]["restartPolicy"], "Always");
+            assert_eq!(
+                env_of(app, "IDENTITY_ENDPOINT"),
+                Some(format!("http://127.0.0.1:{port}/msi/token")),
+                "{mutated}"
+            );
+            let header = env_of(app, "IDENTITY_HEADER").unwrap();
+            assert_eq!(env_of(&inits[0], "IDENTITY_HEADER"), Some(header));
+        }
+        assert!(
+            inits
+                .last()
+                .unwrap()
+                .to_string()
+                .contains(&format!("127.0.0.1:{port}")),
+            "{mutated}"
+        );
+    }
+
+    // The port needs a mode; the two modes exclude each other; a port is 1–65535.
+    for bad in [
+        &["--proxy-sidecar-port", "9000"][..],
+        &["--managed-identity-endpoint", "--inject-proxy-sidecar"],
+        &["--inject-proxy-sidecar", "--proxy-sidecar-port", "0"],
+        &[
+            "--managed-identity-endpoint",
+            "--proxy-sidecar-port",
+            "65536",
+        ],
+    ] {
+        let out = keyless()
+            .args([
+                "serviceaccount",
+                "manifest",
+                "--name",
+                "wl",
+                "--client-id",
+                CLIENT,
+            ])
+            .args(bad)
+            .output()
+            .await?;
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(out.stdout.is_empty(), "{bad:?}");
+    }
+    wh.stop().await
+}
+
 /// SHA-256 for the test's own kid computation (independent of the code under test).
 mod openssl_sha256 {
     pub fn digest(data: &[u8]) -> Vec<u8> {
