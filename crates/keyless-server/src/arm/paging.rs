@@ -66,7 +66,12 @@ fn page_of(
         next.push(("$top".into(), size.to_string()));
         next.push(("$skipToken".into(), (start + size).to_string()));
         let query = serde_urlencoded::to_string(&next).unwrap_or_default();
-        body["nextLink"] = json!(format!("{public_authority}{}?{query}", uri.path()));
+        if let Some(o) = body.as_object_mut() {
+            o.insert(
+                "nextLink".into(),
+                json!(format!("{public_authority}{}?{query}", uri.path())),
+            );
+        }
     }
     Ok(body)
 }

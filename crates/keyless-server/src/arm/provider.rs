@@ -187,11 +187,14 @@ pub(super) async fn operations(
                     .collect();
                 next.push(("$top".into(), top.to_string()));
                 next.push(("$skipToken".into(), last.id.to_string()));
-                body["nextLink"] = serde_json::json!(format!(
+                let link = serde_json::json!(format!(
                     "{}/providers/Keyless/signInLogs?{}",
                     k.settings().public.authority(),
                     serde_urlencoded::to_string(&next).unwrap_or_default()
                 ));
+                if let Some(o) = body.as_object_mut() {
+                    o.insert("nextLink".into(), link);
+                }
             }
             ok(body)
         }

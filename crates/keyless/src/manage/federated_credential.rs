@@ -18,7 +18,7 @@ pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
 #[derive(Debug, clap::Subcommand)]
 pub enum FederatedCredentialCommand {
     /// Create (or update) a federated identity credential.
-    Create(FederatedCredentialCreateArgs),
+    Create(Box<FederatedCredentialCreateArgs>),
     /// Show one federated identity credential.
     Show(FederatedCredentialNameArgs),
     /// List an identity's federated identity credentials.
