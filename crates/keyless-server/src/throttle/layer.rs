@@ -51,14 +51,15 @@ pub(crate) async fn limit_failures(
     let throttle = &state.throttle;
     let address = client_address(peer, req.headers(), throttle.trusted_proxies());
     req.extensions_mut().insert(ClientAddress(address));
-    let protocol = protocol_of(&state, &req);
-    let correlation = crate::errors::correlation_id(req.headers());
     if let Err(t) = throttle.check_address(address, Instant::now()) {
-        return throttled(&state, protocol, t, &correlation);
+        // Only a refusal needs the protocol and a correlation id: the common path
+        // neither parses the host nor makes an id.
+        let correlation = crate::errors::correlation_id(req.headers());
+        return throttled(&state, protocol_of(&state, &req), t, &correlation);
     }
-    let token_request = protocol == Protocol::OAuth
-        && req.method() == Method::POST
-        && req.uri().path().ends_with("/token");
+    let token_request = req.method() == Method::POST
+        && req.uri().path().ends_with("/token")
+        && protocol_of(&state, &req) == Protocol::OAuth;
     let had_credentials = req.headers().contains_key(header::AUTHORIZATION);
     let resp = next.run(req).await;
     let status = resp.status();

@@ -144,7 +144,7 @@ impl Throttle {
     ) -> Result<(), Throttled> {
         // Tenant ids and client ids are GUIDs compared case-insensitively by the
         // exchange; so is the key, so case variants share one bucket.
-        let key = (tenant.to_ascii_lowercase(), client_id.to_ascii_lowercase());
+        let key = CaseFolded(tenant, client_id);
         self.check(self.per_client.as_ref(), Limit::Client, |b| {
             b.take(&key, now)
         })
@@ -219,6 +219,22 @@ impl Throttle {
             ));
         }
         out
+    }
+}
+
+/// A (tenant, client id) key that hashes as its ASCII-lowercase form, without
+/// allocating one on the token endpoint's path.
+struct CaseFolded<'a>(&'a str, &'a str);
+
+impl std::hash::Hash for CaseFolded<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for part in [self.0, self.1] {
+            for b in part.bytes() {
+                state.write_u8(b.to_ascii_lowercase());
+            }
+            // A separator, so ("ab", "c") and ("a", "bc") differ.
+            state.write_u8(0xff);
+        }
     }
 }
 

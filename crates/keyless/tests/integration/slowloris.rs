@@ -18,19 +18,7 @@ use crate::testkit::Server;
 
 /// A TLS connection to `server` speaking HTTP/1.1, trusting only its `ca.pem`.
 async fn connect(server: &Server) -> Result<TlsStream<TcpStream>> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(server.data_dir().join("ca.pem"))? {
-        roots.add(cert?)?;
-    }
-    let mut config = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = TcpStream::connect(("127.0.0.1", server.port)).await?;
-    let name = ServerName::try_from("localhost")?;
-    Ok(TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await?)
+    connect_from(server, [127, 0, 0, 1]).await
 }
 
 /// Reads until the server closes the connection (EOF or a reset, both count), at most
@@ -230,7 +218,8 @@ async fn connections_over_the_cap_wait_until_one_closes() -> Result<()> {
     assert_healthy(&server).await
 }
 
-/// A TLS connection to `server` from the loopback source address `source`.
+/// A TLS connection to `server` speaking HTTP/1.1 from the loopback source address
+/// `source`, trusting only its `ca.pem`.
 async fn connect_from(server: &Server, source: [u8; 4]) -> Result<TlsStream<TcpStream>> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(server.data_dir().join("ca.pem"))? {
