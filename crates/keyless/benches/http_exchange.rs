@@ -16,46 +16,15 @@
     clippy::indexing_slicing
 )] // a benchmark
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+#[path = "support/mod.rs"]
+mod support;
+use support::{cpu_seconds, start};
 
 const REQUESTS: usize = 20_000;
 const CONCURRENCY: usize = 16;
-
-async fn start(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyless"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("exited before ready");
-        if let Some((_, url)) = line.split_once("ready at ") {
-            break url.trim().to_string();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
 
 fn client(ca: &std::path::Path) -> reqwest::Client {
     let certs = reqwest::Certificate::from_pem_bundle(&std::fs::read(ca).unwrap()).unwrap();
@@ -96,7 +65,7 @@ async fn main() {
     ])
     .await;
     let ca = cluster_dir.join("ca.pem");
-    let (server, authority) = start(&[
+    let mut args = vec![
         "serve",
         "--data-dir",
         server_dir.to_str().unwrap(),
@@ -109,14 +78,9 @@ async fn main() {
         "json",
         // One client at thousands of requests a second: what is measured is the
         // exchange, not the limits.
-        "--rate-limit-per-client",
-        "0",
-        "--rate-limit-failures-per-address",
-        "0",
-        "--rate-limit-per-principal",
-        "0",
-    ])
-    .await;
+    ];
+    args.extend(support::LIMITS_OFF);
+    let (server, authority) = start(&args).await;
     let admin: Value =
         serde_json::from_slice(&std::fs::read(server_dir.join("admin.json")).unwrap()).unwrap();
     let http = client(&server_dir.join("ca.pem"));

@@ -17,15 +17,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use keyless_jose::{Alg, SigningKey};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Child;
+
+#[path = "support/mod.rs"]
+mod support;
 
 const IDENTITIES: usize = 20;
 const AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -64,37 +66,23 @@ impl Counts {
 }
 
 async fn start_server(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyless"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .arg("--data-dir")
-        .arg(dir)
+    let data_dir = dir.to_str().unwrap();
+    support::start(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--data-dir",
+        data_dir,
         // A small sign-in log cap and frequent housekeeping: the soak checks that the
         // log stays bounded, which at the defaults (a million rows) takes hours.
-        .args([
-            "--signin-log-max-rows",
-            "20000",
-            "--housekeeping-interval",
-            "10",
-        ])
-        .env("KEYLESS_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("exited before ready");
-        if let Some((_, url)) = line.split_once("ready at ") {
-            break url.trim().to_string();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
+        "--signin-log-max-rows",
+        "20000",
+        "--housekeeping-interval",
+        "10",
+    ])
+    .await
 }
 
 /// Bytes of the SQLite write-ahead log.

@@ -12,23 +12,16 @@
 )] // a benchmark
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+#[path = "support/mod.rs"]
+mod support;
+use support::cpu_seconds;
 
 const READS: usize = 10_000;
 const FRESH_TOKENS: usize = 2_000;
 const CONCURRENCY: usize = 8;
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
-}
 
 /// Server CPU per request for `n` GETs of `url`, the i-th with `token(i)`.
 async fn measure(pid: u32, http: &reqwest::Client, url: &str, tokens: &[String], n: usize) -> f64 {
@@ -61,35 +54,11 @@ async fn measure(pid: u32, http: &reqwest::Client, url: &str, tokens: &[String],
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyless"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args([
-            "--rate-limit-per-client",
-            "0",
-            "--rate-limit-failures-per-address",
-            "0",
-        ])
-        .args(["--rate-limit-per-principal", "0"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("KEYLESS_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let authority = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("exited before ready");
-        if let Some((_, url)) = line.split_once("ready at ") {
-            break url.trim().to_string();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let data_dir = dir.path().to_str().unwrap();
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--log-format", "json"];
+    args.extend(["--data-dir", data_dir]);
+    args.extend(support::LIMITS_OFF);
+    let (child, authority) = support::start(&args).await;
     let pid = child.id().unwrap();
     let port: u16 = authority.rsplit(':').next().unwrap().parse().unwrap();
     let admin: Value =
