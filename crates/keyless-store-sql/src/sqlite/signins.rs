@@ -6,29 +6,38 @@ use super::SqliteStore;
 use super::rows::*;
 use crate::error::Result;
 
+/// Rows per `INSERT` statement: 14 parameters each stays far below SQLite's limit of
+/// 32,766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 256;
+
 pub(super) async fn insert_signins(db: &SqliteStore, records: &[SignInRecord]) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    // Multi-row statements: each statement is one round trip to the connection's worker
+    // thread, so a batch costs a few hand-offs rather than one per record.
     let mut tx = db.writer.begin().await?;
-    for r in records {
-        sqlx::query(
-            "INSERT INTO signin_log (at, tenant_id, client_id, principal_id, issuer, subject, resource, success, error_code, error, client_ip, correlation_id, latency_us, count)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.at)
-        .bind(&r.tenant_id)
-        .bind(&r.client_id)
-        .bind(&r.principal_id)
-        .bind(&r.issuer)
-        .bind(&r.subject)
-        .bind(&r.resource)
-        .bind(r.success)
-        .bind(r.error_code.map(i64::from))
-        .bind(&r.error)
-        .bind(&r.client_ip)
-        .bind(&r.correlation_id)
-        .bind(r.latency_us)
-        .bind(r.count)
-        .execute(&mut *tx)
-        .await?;
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO signin_log (at, tenant_id, client_id, principal_id, issuer, subject, resource, success, error_code, error, client_ip, correlation_id, latency_us, count) ",
+        );
+        insert.push_values(chunk, |mut row, r| {
+            row.push_bind(r.at)
+                .push_bind(&r.tenant_id)
+                .push_bind(&r.client_id)
+                .push_bind(&r.principal_id)
+                .push_bind(&r.issuer)
+                .push_bind(&r.subject)
+                .push_bind(&r.resource)
+                .push_bind(r.success)
+                .push_bind(r.error_code.map(i64::from))
+                .push_bind(&r.error)
+                .push_bind(&r.client_ip)
+                .push_bind(&r.correlation_id)
+                .push_bind(r.latency_us)
+                .push_bind(r.count);
+        });
+        insert.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -26,7 +26,12 @@ pub const LIMITS_OFF: [&str; 6] = [
 /// Starts `keyless ARGS` and waits for its `... ready at URL` line; returns the child
 /// (killed on drop) and the URL. Its stdout keeps being drained; stderr is dropped.
 pub async fn start(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyless"))
+    start_with(env!("CARGO_BIN_EXE_keyless"), args).await
+}
+
+/// Starts `program ARGS` (the binary, or a wrapper that runs it) like [`start`].
+async fn start_with(program: &str, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(program)
         .args(args)
         .env("KEYLESS_LOG", "warn")
         .stdout(Stdio::piped())
@@ -55,4 +60,188 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let after = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// Starts `keyless ARGS` confined to core `cpu` (`taskset -a -c CPU`, so every thread
+/// the server starts stays there), like [`start`].
+pub async fn start_pinned(cpu: usize, args: &[&str]) -> (Child, String) {
+    let cpu = cpu.to_string();
+    let mut full = vec!["-a", "-c", cpu.as_str(), env!("CARGO_BIN_EXE_keyless")];
+    full.extend_from_slice(args);
+    start_with("taskset", &full).await
+}
+
+/// Confines this process (all its threads) to core `cpu`, so a client does not steal
+/// the server's core.
+pub fn pin_self(cpu: usize) {
+    let status = std::process::Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &cpu.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "taskset failed");
+}
+
+/// The admin's management token: (tenant, bearer, admin.json).
+pub async fn admin_token(
+    http: &reqwest::Client,
+    authority: &str,
+    data_dir: &std::path::Path,
+) -> (String, String, serde_json::Value) {
+    let admin: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join("admin.json")).unwrap()).unwrap();
+    let tenant = admin["tenantId"].as_str().unwrap().to_string();
+    let scope = format!("{authority}/.default");
+    let token: serde_json::Value = http
+        .post(format!("{authority}/{tenant}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", admin["clientId"].as_str().unwrap()),
+            ("client_secret", admin["clientSecret"].as_str().unwrap()),
+            ("scope", &scope),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = token["access_token"].as_str().unwrap().to_string();
+    (tenant, bearer, admin)
+}
+
+/// `PUT authority+path` with a JSON body as the admin; panics unless it succeeds.
+pub async fn put(
+    http: &reqwest::Client,
+    authority: &str,
+    bearer: &str,
+    path: String,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let r = http
+        .put(format!("{authority}{path}"))
+        .bearer_auth(bearer)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    r.json().await.unwrap()
+}
+
+/// The `q` quantile (0..=1) of sorted durations.
+pub fn percentile(sorted: &[std::time::Duration], q: f64) -> std::time::Duration {
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// One line of a benchmark's result table.
+pub struct Row {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    against: Against,
+}
+
+/// What a row's value is compared with.
+enum Against {
+    Nothing,
+    /// value / bound should be at most max.
+    Ratio {
+        bound: f64,
+        max: f64,
+    },
+    /// value should be at most this.
+    Target(f64),
+}
+
+impl Row {
+    /// A bound the other rows are divided by.
+    pub fn bound(name: &str, value: f64, unit: &'static str) -> Self {
+        Self {
+            name: name.into(),
+            value,
+            unit,
+            against: Against::Nothing,
+        }
+    }
+    /// A figure reported without a target.
+    pub fn info(name: &str, value: f64, unit: &'static str) -> Self {
+        Self {
+            name: name.into(),
+            value,
+            unit,
+            against: Against::Nothing,
+        }
+    }
+    /// A figure whose ratio to `bound` should be at most `max_ratio`.
+    pub fn ratio(name: &str, value: f64, unit: &'static str, bound: f64, max_ratio: f64) -> Self {
+        Self {
+            name: name.into(),
+            value,
+            unit,
+            against: Against::Ratio {
+                bound,
+                max: max_ratio,
+            },
+        }
+    }
+    /// A figure that should be at most `target`.
+    pub fn target(name: &str, value: f64, unit: &'static str, target: f64) -> Self {
+        Self {
+            name: name.into(),
+            value,
+            unit,
+            against: Against::Target(target),
+        }
+    }
+}
+
+/// Prints rows as a Markdown table, one `| bench row |` per line (scripts/bench.sh
+/// gathers them into one table): figure, value, bound or target, ratio, verdict.
+pub fn print_rows(rows: &[Row]) {
+    for r in rows {
+        let (reference, ratio, verdict) = match r.against {
+            Against::Nothing => (String::new(), String::new(), String::new()),
+            Against::Target(reference) => (
+                format!("≤ {reference:.2} {}", r.unit),
+                format!("{:.2}", r.value / reference),
+                if r.value <= reference { "ok" } else { "MISSED" }.to_string(),
+            ),
+            Against::Ratio {
+                bound: reference,
+                max,
+            } => (
+                format!("≤ {max}x {reference:.1} {}", r.unit),
+                format!("{:.2}x", r.value / reference),
+                if r.value <= reference * max {
+                    "ok"
+                } else {
+                    "MISSED"
+                }
+                .to_string(),
+            ),
+        };
+        println!(
+            "| {} | {:.1} {} | {} | {} | {} |",
+            r.name, r.value, r.unit, reference, ratio, verdict
+        );
+    }
+}
+
+/// Sends SIGINT to a child (e.g. `perf record`, which then writes its file) and waits.
+pub fn interrupt_and_wait(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }
