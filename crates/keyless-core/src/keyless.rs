@@ -199,6 +199,9 @@ impl Keyless {
 
     /// Rebuilds the in-memory view after a write.
     pub async fn refresh(&self) -> Result<(), keyless_store::StoreError> {
+        // A management write (a vault or group deleted, say) can remove secrets without
+        // naming them: cached secrets must not outlive it. Such writes are rare.
+        self.secret_cache.clear();
         self.view.reload(&*self.store).await
     }
 
@@ -417,7 +420,10 @@ impl Keyless {
             tracing::info!(dropped, "dropped idle or failed issuer cache entries");
         }
         self.ensure_signing_keys().await?;
-        let purged = self.store.purge_expired_secrets(self.clock.now()).await?;
+        let purged = self.store.purge_expired_secrets(self.clock.now()).await;
+        // Whatever happened to the purge, no cached copy may outlive it.
+        self.secret_cache.clear();
+        let purged = purged?;
         if purged > 0 {
             tracing::info!(purged, "purged deleted secrets past their retention");
         }

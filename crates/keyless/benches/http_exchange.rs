@@ -113,84 +113,33 @@ impl Target {
     }
 }
 
-/// Closed loop: CONNECTIONS workers, each sending its share back to back. Returns the
-/// wall time and the server's CPU seconds.
+/// Sends one exchange and checks it succeeded.
+async fn exchange(http: reqwest::Client, target: Arc<Target>, assertion: String) {
+    let r = http
+        .post(&target.url)
+        .form(&target.form(&assertion))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let _ = r.bytes().await.unwrap();
+}
+
+/// Closed loop of exchanges over CONNECTIONS connections: the wall time and the
+/// server's CPU seconds.
 async fn closed_loop(
     http: &reqwest::Client,
     target: &Arc<Target>,
     assertions: Vec<String>,
     pid: u32,
 ) -> (Duration, f64) {
-    let chunks: Vec<Vec<String>> = assertions
-        .chunks(assertions.len().div_ceil(CONNECTIONS))
-        .map(<[String]>::to_vec)
-        .collect();
     let cpu_before = cpu_seconds(pid);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for chunk in chunks {
-        let (http, target) = (http.clone(), target.clone());
-        tasks.push(tokio::spawn(async move {
-            for a in chunk {
-                let r = http
-                    .post(&target.url)
-                    .form(&target.form(&a))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-                let _ = r.bytes().await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    (started.elapsed(), cpu_seconds(pid) - cpu_before)
-}
-
-/// Open loop at `rate` exchanges/s over CONNECTIONS workers; latency of each request
-/// from its scheduled start.
-async fn open_loop(
-    http: &reqwest::Client,
-    target: &Arc<Target>,
-    assertions: Vec<String>,
-    rate: f64,
-) -> Vec<Duration> {
-    let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate);
-    let chunks: Vec<Vec<String>> = assertions
-        .chunks(assertions.len().div_ceil(CONNECTIONS))
-        .map(<[String]>::to_vec)
-        .collect();
-    let t0 = Instant::now() + Duration::from_millis(20);
-    let mut tasks = Vec::new();
-    for (w, chunk) in chunks.into_iter().enumerate() {
-        let (http, target) = (http.clone(), target.clone());
-        // Workers are staggered so the arrivals are spread evenly.
-        let offset = interval.mul_f64(w as f64 / CONNECTIONS as f64);
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(chunk.len());
-            for (i, a) in chunk.into_iter().enumerate() {
-                let due = t0 + offset + interval * i as u32;
-                tokio::time::sleep_until(due.into()).await;
-                let r = http
-                    .post(&target.url)
-                    .form(&target.form(&a))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
-                let _ = r.bytes().await.unwrap();
-                lat.push(due.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all
+    let (http, target) = (http.clone(), target.clone());
+    let wall = support::closed_loop(assertions, CONNECTIONS, move |a| {
+        exchange(http.clone(), target.clone(), a)
+    })
+    .await;
+    (wall, cpu_seconds(pid) - cpu_before)
 }
 
 #[tokio::main]
@@ -275,7 +224,18 @@ async fn main() {
     // KEYLESS_BENCH_PERF=FILE: a `perf record -g` of the server during the HTTP/1.1 phase.
     let perf = std::env::var("KEYLESS_BENCH_PERF").ok().map(|out| {
         std::process::Command::new("perf")
-            .args(["record", "--call-graph", "dwarf,32768", "-F", "1500", "-q", "-o", &out, "-p", &pid.to_string()])
+            .args([
+                "record",
+                "--call-graph",
+                "dwarf,32768",
+                "-F",
+                "1500",
+                "-q",
+                "-o",
+                &out,
+                "-p",
+                &pid.to_string(),
+            ])
             .spawn()
             .unwrap()
     });
@@ -287,8 +247,11 @@ async fn main() {
     let second = open.split_off(OPEN_LOOP);
     let (h2_wall, h2_cpu) = closed_loop(&h2, &target, second, pid).await;
     let max_rate = CLOSED_LOOP as f64 / h1_wall.as_secs_f64();
-    let mut lat = open_loop(&h1, &target, open, max_rate / 2.0).await;
-    lat.sort();
+    let (http, t) = (h1.clone(), target.clone());
+    let lat = support::open_loop(open, CONNECTIONS, max_rate / 2.0, move |a| {
+        exchange(http.clone(), t.clone(), a)
+    })
+    .await;
     let bound = raw_crypto_cost(&warm, &jwks).as_secs_f64();
 
     let n = CLOSED_LOOP as f64;

@@ -323,30 +323,23 @@ impl Keyless {
         })
     }
 
-    /// Reads a secret from the store, falling back to the last copy read while the
-    /// database is unreachable.
+    /// Reads a secret: from memory when cached (see [`super::SecretCache`]), else from
+    /// the store, remembering it. While the database is unreachable only cached secrets
+    /// can be read.
     async fn read_secret(
         &self,
         vault: &str,
         name: &str,
-    ) -> Result<Option<SecretRecord>, StoreError> {
-        match self.store.get_secret(vault, name).await {
-            Ok(found) => {
-                match &found {
-                    Some(s) => self.secret_cache.put(s),
-                    None => self.secret_cache.forget(vault, name),
-                }
-                Ok(found)
-            }
-            Err(StoreError::Database(e)) => match self.secret_cache.get(vault, name) {
-                Some(cached) => {
-                    tracing::warn!(error = %e, vault, "database unreachable; serving the secret's last known state");
-                    Ok(Some(cached))
-                }
-                None => Err(StoreError::Database(e)),
-            },
-            Err(e) => Err(e),
+    ) -> Result<Option<Arc<SecretRecord>>, StoreError> {
+        if let Some(hit) = self.secret_cache.get(vault, name) {
+            return Ok(Some(hit));
         }
+        let at = self.secret_cache.generation();
+        Ok(self
+            .store
+            .get_secret(vault, name)
+            .await?
+            .map(|s| self.secret_cache.put(at, s)))
     }
 
     /// Lists a vault's secrets, with the same fallback.
@@ -367,7 +360,7 @@ impl Keyless {
         &self,
         vault: &VaultRecord,
         name: &str,
-    ) -> Result<SecretRecord, VaultError> {
+    ) -> Result<Arc<SecretRecord>, VaultError> {
         match self.read_secret(&vault.name, name).await? {
             Some(s) if s.deleted_at.is_none() && !s.versions.is_empty() => Ok(s),
             _ => Err(VaultError::not_found(name)),
@@ -472,8 +465,9 @@ impl Keyless {
             created_at: now,
             updated_at: now,
         };
+        let written = self.store.add_secret_version(&rec).await;
         self.secret_cache.forget(&vault.name, name);
-        self.store.add_secret_version(&rec).await?;
+        written?;
         let secret = self.live_secret(&vault, name).await?;
         let stored = Self::pick_version(&secret, Some(&rec.version))?;
         let mut view = self.view(&vault, &secret, stored, false)?;
@@ -564,8 +558,9 @@ impl Keyless {
             v.exp = attributes.exp;
         }
         v.updated_at = self.now();
+        let written = self.store.update_secret_version(&v).await;
         self.secret_cache.forget(&vault.name, name);
-        self.store.update_secret_version(&v).await?;
+        written?;
         self.view(&vault, &secret, &v, false)
     }
 
@@ -582,12 +577,12 @@ impl Keyless {
         let secret = self.live_secret(&vault, name).await?;
         let now = self.now();
         let purge_at = now + vault.soft_delete_days * 86400;
-        self.secret_cache.forget(&vault.name, name);
-        if !self
+        let deleted = self
             .store
             .soft_delete_secret(&vault.name, name, now, purge_at)
-            .await?
-        {
+            .await;
+        self.secret_cache.forget(&vault.name, name);
+        if !deleted? {
             return Err(VaultError::not_found(name));
         }
         let latest = Self::pick_version(&secret, None)?;
@@ -693,8 +688,9 @@ impl Keyless {
         check_secret_name(name)?;
         let vault = self.vault_for(caller, vault)?;
         self.data_authorize(caller, &vault, Some(name), RECOVER)?;
+        let recovered = self.store.recover_secret(&vault.name, name).await;
         self.secret_cache.forget(&vault.name, name);
-        if !self.store.recover_secret(&vault.name, name).await? {
+        if !recovered? {
             return Err(VaultError::deleted_not_found(name));
         }
         let secret = self.live_secret(&vault, name).await?;
@@ -721,8 +717,9 @@ impl Keyless {
                 None,
             ));
         }
+        let purged = self.store.purge_secret(&vault.name, name).await;
         self.secret_cache.forget(&vault.name, name);
-        self.store.purge_secret(&vault.name, name).await?;
+        purged?;
         Ok(())
     }
 }

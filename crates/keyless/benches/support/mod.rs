@@ -26,13 +26,14 @@ pub const LIMITS_OFF: [&str; 6] = [
 /// Starts `keyless ARGS` and waits for its `... ready at URL` line; returns the child
 /// (killed on drop) and the URL. Its stdout keeps being drained; stderr is dropped.
 pub async fn start(args: &[&str]) -> (Child, String) {
-    start_with(env!("CARGO_BIN_EXE_keyless"), args).await
+    start_with(env!("CARGO_BIN_EXE_keyless"), args, &[]).await
 }
 
 /// Starts `program ARGS` (the binary, or a wrapper that runs it) like [`start`].
-async fn start_with(program: &str, args: &[&str]) -> (Child, String) {
+async fn start_with(program: &str, args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(program)
         .args(args)
+        .envs(envs.iter().copied())
         .env("KEYLESS_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -65,10 +66,19 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 /// Starts `keyless ARGS` confined to core `cpu` (`taskset -a -c CPU`, so every thread
 /// the server starts stays there), like [`start`].
 pub async fn start_pinned(cpu: usize, args: &[&str]) -> (Child, String) {
+    start_pinned_with_env(cpu, args, &[]).await
+}
+
+/// [`start_pinned`] with extra environment variables (e.g. `KUBECONFIG`).
+pub async fn start_pinned_with_env(
+    cpu: usize,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (Child, String) {
     let cpu = cpu.to_string();
     let mut full = vec!["-a", "-c", cpu.as_str(), env!("CARGO_BIN_EXE_keyless")];
     full.extend_from_slice(args);
-    start_with("taskset", &full).await
+    start_with("taskset", &full, envs).await
 }
 
 /// Confines this process (all its threads) to core `cpu`, so a client does not steal
@@ -244,4 +254,79 @@ pub fn interrupt_and_wait(mut child: std::process::Child) {
         .args(["-INT", &child.id().to_string()])
         .status();
     let _ = child.wait();
+}
+
+/// Deals `items` round-robin into `workers` piles (each worker's share, in order).
+fn deal<T>(items: Vec<T>, workers: usize) -> Vec<Vec<T>> {
+    let mut piles: Vec<Vec<T>> = (0..workers.max(1)).map(|_| Vec::new()).collect();
+    let n = piles.len();
+    for (i, item) in items.into_iter().enumerate() {
+        piles[i % n].push(item);
+    }
+    piles
+}
+
+/// Closed loop: `workers` tasks (one connection each, for a pooled keep-alive client),
+/// each sending its share of `items` back to back with `send`. Returns the wall time.
+pub async fn closed_loop<T, F, Fut>(items: Vec<T>, workers: usize, send: F) -> std::time::Duration
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for pile in deal(items, workers) {
+        let send = send.clone();
+        tasks.push(tokio::spawn(async move {
+            for item in pile {
+                send(item).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    started.elapsed()
+}
+
+/// Open loop: requests arrive at `rate` per second, spread evenly over `workers`
+/// tasks whatever the server's pace; each latency is measured from the request's
+/// scheduled start (so queueing counts, no coordinated omission).
+pub async fn open_loop<T, F, Fut>(
+    items: Vec<T>,
+    workers: usize,
+    rate: f64,
+    send: F,
+) -> Vec<std::time::Duration>
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let workers = workers.max(1);
+    let interval = std::time::Duration::from_secs_f64(workers as f64 / rate);
+    let t0 = tokio::time::Instant::now() + std::time::Duration::from_millis(20);
+    let mut tasks = Vec::new();
+    for (w, pile) in deal(items, workers).into_iter().enumerate() {
+        let send = send.clone();
+        // Workers are staggered so the arrivals are spread evenly.
+        let offset = interval.mul_f64(w as f64 / workers as f64);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(pile.len());
+            for (i, item) in pile.into_iter().enumerate() {
+                let due = t0 + offset + interval * i as u32;
+                tokio::time::sleep_until(due).await;
+                send(item).await;
+                lat.push(due.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    all
 }

@@ -1020,3 +1020,132 @@ async fn a_stalled_database_fails_writes_within_the_store_deadline_and_recovers(
     }
     Ok(())
 }
+
+/// One replica's vault data plane: `https://{vault}.vault.localhost:{its port}`.
+fn vault_client(data: &Path, on: &Replica, vault: &str) -> Result<(reqwest::Client, String)> {
+    let port: u16 = on.url.rsplit(':').next().unwrap_or_default().parse()?;
+    let host = format!("{vault}.vault.localhost");
+    let pem = std::fs::read(data.join("ca.pem"))?;
+    let http = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem)?)
+        .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    Ok((http, format!("https://{host}:{port}")))
+}
+
+/// Secrets are read from memory (issue 13): a replica that has a secret cached must
+/// still see, within the propagation bound, a new version, a disabled version and a
+/// deletion made through the other replica — never serve the old state on.
+#[tokio::test]
+async fn a_secret_cached_on_one_replica_follows_changes_made_through_the_other() -> Result<()> {
+    let admin_url = admin_url()?;
+    let db = Database::create(&admin_url).await?;
+    let url = db.url.clone();
+    let p = pair(db, &url, &url).await?;
+    let ta = token(&p.a, &p.admin, &p.arm_scope()).await?;
+    let rg = format!(
+        "/subscriptions/{}/resourcegroups/rg?api-version={RG_API}",
+        p.sub()
+    );
+    let (s, body) = arm(
+        &p.a,
+        &ta,
+        Method::PUT,
+        &rg,
+        Some(json!({"location": "westeurope"})),
+    )
+    .await?;
+    ensure!(s == 200 || s == 201, "group: {s} {body}");
+    let vault = format!(
+        "/subscriptions/{}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/replicated?api-version=2023-07-01",
+        p.sub()
+    );
+    let (s, body) = arm(
+        &p.a,
+        &ta,
+        Method::PUT,
+        &vault,
+        Some(json!({"location": "westeurope"})),
+    )
+    .await?;
+    ensure!(s == 200 || s == 201, "vault: {s} {body}");
+    let vt = token(&p.a, &p.admin, "https://vault.localhost:9443/.default").await?;
+    let (on_a, origin_a) = vault_client(&p.data, &p.a, "replicated")?;
+    let (on_b, origin_b) = vault_client(&p.data, &p.b, "replicated")?;
+    let put = |value: &'static str| {
+        let (http, url, vt) = (
+            on_a.clone(),
+            format!("{origin_a}/secrets/s?api-version=7.6"),
+            vt.clone(),
+        );
+        async move {
+            let r = http
+                .put(url)
+                .bearer_auth(vt)
+                .json(&json!({"value": value}))
+                .send()
+                .await?;
+            let status = r.status();
+            let body: Value = r.json().await?;
+            ensure!(status == 200, "set secret: {status} {body}");
+            Ok::<_, anyhow::Error>(body)
+        }
+    };
+    // B's view of the secret: (status, value).
+    let read_b = || {
+        let (http, url, vt) = (
+            on_b.clone(),
+            format!("{origin_b}/secrets/s?api-version=7.6"),
+            vt.clone(),
+        );
+        async move {
+            let r = http.get(url).bearer_auth(vt).send().await?;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await?;
+            Ok::<_, anyhow::Error>((status, body["value"].as_str().map(str::to_owned)))
+        }
+    };
+    let until_b = |want: (u16, Option<&'static str>)| async move {
+        let started = Instant::now();
+        loop {
+            let got = read_b().await?;
+            if got.0 == want.0 && got.1.as_deref() == want.1 {
+                return Ok::<_, anyhow::Error>(());
+            }
+            ensure!(
+                started.elapsed() < PROPAGATION_BOUND,
+                "B answered {got:?}, not {want:?}, {PROPAGATION_BOUND:?} after the change on A"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    put("one").await?;
+    until_b((200, Some("one"))).await?;
+    // Cached on B now: read again, then change it through A.
+    assert_eq!(read_b().await?, (200, Some("one".to_owned())));
+    let second = put("two").await?;
+    until_b((200, Some("two"))).await?;
+    // Disabling the current version through A: B refuses it (403), not the cached copy.
+    let version = second["id"]
+        .as_str()
+        .and_then(|id| id.rsplit('/').next())
+        .context("version")?;
+    let r = on_a
+        .patch(format!("{origin_a}/secrets/s/{version}?api-version=7.6"))
+        .bearer_auth(&vt)
+        .json(&json!({"attributes": {"enabled": false}}))
+        .send()
+        .await?;
+    ensure!(r.status() == 200, "disable: {}", r.text().await?);
+    until_b((403, None)).await?;
+    // Deleting it through A: B answers 404.
+    let r = on_a
+        .delete(format!("{origin_a}/secrets/s?api-version=7.6"))
+        .bearer_auth(&vt)
+        .send()
+        .await?;
+    ensure!(r.status() == 200, "delete: {}", r.text().await?);
+    until_b((404, None)).await?;
+    Ok(())
+}
