@@ -397,9 +397,11 @@ async fn launch(mut cmd: Command, what: &str) -> Result<Spawned> {
             }
         })
     };
-    ensure!(url.starts_with("https://"), "unexpected ready URL {url}");
-    let port: u16 = url
-        .trim_start_matches("https://")
+    let authority = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .with_context(|| format!("unexpected ready URL {url}"))?;
+    let port: u16 = authority
         .split('/')
         .next()
         .and_then(|authority| authority.rsplit(':').next())
@@ -856,6 +858,67 @@ fn load_admin(data_dir: &Path) -> Result<Admin> {
     let path = data_dir.join("admin.json");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// A running `keyless console --no-open` acting with a server's admin file.
+pub struct ConsoleProcess {
+    child: Child,
+    _drains: Vec<tokio::task::JoinHandle<()>>,
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub origin: String,
+    /// The port it listens on.
+    pub port: u16,
+    /// The launch secret (the ready URL's fragment).
+    pub secret: String,
+    /// The whole ready line's URL, `http://127.0.0.1:PORT/#SECRET`.
+    pub url: String,
+    /// A plain HTTP client (the console is loopback HTTP).
+    pub client: reqwest::Client,
+    stdout: Arc<Mutex<String>>,
+}
+
+impl ConsoleProcess {
+    /// What the console printed so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ConsoleProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Server {
+    /// Starts `keyless console --no-open` with this server's admin file, waits for its
+    /// ready line and returns it.
+    pub async fn console(&self, extra_args: &[&str]) -> Result<ConsoleProcess> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyless"));
+        cmd.arg("console")
+            .arg("--no-open")
+            .args(extra_args)
+            .env_remove("KEYLESS_DATA_DIR")
+            .env("KEYLESS_ADMIN_FILE", self.admin_file());
+        let spawned = launch(cmd, "keyless console").await?;
+        let (origin, secret) = spawned
+            .url
+            .split_once("/#")
+            .with_context(|| format!("no #secret in the ready URL {}", spawned.url))?;
+        Ok(ConsoleProcess {
+            child: spawned.child,
+            _drains: spawned.drains,
+            origin: origin.to_owned(),
+            port: spawned.port,
+            secret: secret.to_owned(),
+            url: spawned.url.clone(),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .context("building the HTTP client")?,
+            stdout: spawned.stdout,
+        })
+    }
 }
 
 impl Drop for Server {

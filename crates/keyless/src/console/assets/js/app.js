@@ -59,6 +59,11 @@ async function render() {
 
 takeSecret();
 window.addEventListener("hashchange", () => {
+  // The launch URL pasted into an open console tab: take its secret, ask again who we are.
+  if (location.hash.length > 1 && !location.hash.startsWith("#/")) {
+    takeSecret();
+    who = null;
+  }
   render().then(() => document.querySelector("main h1")?.focus());
 });
 render();
