@@ -32,7 +32,7 @@ pub async fn handle(console: &Console, request: Request) -> Response {
     };
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if path == "/api/session" {
         if method != Method::GET {
@@ -77,16 +77,16 @@ pub async fn handle(console: &Console, request: Request) -> Response {
     not_found(&path)
 }
 
-fn parse_body(bytes: &Bytes) -> Result<Option<Value>, Response> {
+fn parse_body(bytes: &Bytes) -> Result<Option<Value>, Box<Response>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     serde_json::from_slice(bytes).map(Some).map_err(|e| {
-        json_error(
+        Box::new(json_error(
             StatusCode::BAD_REQUEST,
             "InvalidJson",
             &format!("The request body is not JSON: {e}"),
-        )
+        ))
     })
 }
 
@@ -99,8 +99,7 @@ fn relayed(reply: Reply) -> Response {
 }
 
 fn valid_vault_name(name: &str) -> bool {
-    (3..=24).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    (3..=24).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn not_found(path: &str) -> Response {

@@ -15,8 +15,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("/js/dom.js", JS, include_str!("assets/js/dom.js")),
     ("/js/validate.js", JS, include_str!("assets/js/validate.js")),
     ("/js/overview.js", JS, include_str!("assets/js/overview.js")),
-    ("/js/identities.js", JS, include_str!("assets/js/identities.js")),
-    ("/js/credentials.js", JS, include_str!("assets/js/credentials.js")),
+    (
+        "/js/identities.js",
+        JS,
+        include_str!("assets/js/identities.js"),
+    ),
+    (
+        "/js/credentials.js",
+        JS,
+        include_str!("assets/js/credentials.js"),
+    ),
     ("/js/roles.js", JS, include_str!("assets/js/roles.js")),
     ("/js/vaults.js", JS, include_str!("assets/js/vaults.js")),
     ("/js/signins.js", JS, include_str!("assets/js/signins.js")),

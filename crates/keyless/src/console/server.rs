@@ -108,13 +108,21 @@ async fn guard(State(console): State<Arc<Console>>, request: Request, next: Next
     let is_api = request.uri().path().starts_with("/api/");
     let response = match check(&console, &request, is_api) {
         Ok(()) => next.run(request).await,
-        Err(refused) => refused,
+        Err(refused) => *refused,
     };
     with_security_headers(response, is_api)
 }
 
 /// The request's checks, in order: host, origin, secret, method and content type.
-fn check(console: &Console, request: &Request, is_api: bool) -> Result<(), Response> {
+fn check(console: &Console, request: &Request, is_api: bool) -> Result<(), Box<Response>> {
+    check_inner(console, request, is_api).map_err(Box::new)
+}
+
+#[allow(
+    clippy::result_large_err,
+    reason = "boxed once by `check`; every refusal here is a whole response"
+)]
+fn check_inner(console: &Console, request: &Request, is_api: bool) -> Result<(), Response> {
     let headers = request.headers();
     let host = headers
         .get(header::HOST)
@@ -130,16 +138,10 @@ fn check(console: &Console, request: &Request, is_api: bool) -> Result<(), Respo
             ),
         ));
     };
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        if origin.as_bytes() != format!("http://{host}").as_bytes() {
-            return Err(json_error(
-                StatusCode::FORBIDDEN,
-                "ForeignOrigin",
-                "Requests from other web pages are refused.",
-            ));
-        }
-    }
-    if cross_site(headers) {
+    let foreign_origin = headers
+        .get(header::ORIGIN)
+        .is_some_and(|origin| origin.as_bytes() != format!("http://{host}").as_bytes());
+    if foreign_origin || cross_site(headers) {
         return Err(json_error(
             StatusCode::FORBIDDEN,
             "ForeignOrigin",
@@ -190,7 +192,9 @@ fn cross_site(headers: &HeaderMap) -> bool {
     headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("cross-site") || v.eq_ignore_ascii_case("same-site"))
+        .is_some_and(|v| {
+            v.eq_ignore_ascii_case("cross-site") || v.eq_ignore_ascii_case("same-site")
+        })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -221,7 +225,11 @@ fn with_security_headers(mut response: Response, is_api: bool) -> Response {
         "same-origin",
     );
     // API replies carry operator data; assets are tiny and change with the binary.
-    set(h, header::CACHE_CONTROL, if is_api { "no-store" } else { "no-cache" });
+    set(
+        h,
+        header::CACHE_CONTROL,
+        if is_api { "no-store" } else { "no-cache" },
+    );
     // Never CORS: nothing here is for another origin.
     h.remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
     response

@@ -17,8 +17,7 @@ use serde_json::{Value, json};
 
 use crate::account::session::Session as AccountSession;
 use crate::manage::session::{
-    AdminFile, admin_file_path, client_secret_token, http_client, token_endpoint,
-    vault_access_at,
+    AdminFile, admin_file_path, client_secret_token, http_client, token_endpoint, vault_access_at,
 };
 
 /// A token is renewed when it has less than this left.
@@ -119,7 +118,9 @@ impl Upstream {
                  pass --admin-file (or KEYLESS_DATA_DIR), or sign in with `keyless login`",
             )?;
             let p = &session.profile;
-            let Some(subscription) = subscription.or_else(|| session.subscription().map(|s| s.id.clone())) else {
+            let Some(subscription) =
+                subscription.or_else(|| session.subscription().map(|s| s.id.clone()))
+            else {
                 bail!("the signed-in account has no subscription: pass --subscription");
             };
             let identity = Identity {
@@ -151,12 +152,14 @@ impl Upstream {
 
     /// A token for `scope`, cached until shortly before it expires.
     async fn token(&self, scope: &str) -> Result<String> {
-        if let Ok(cache) = self.tokens.lock() {
-            if let Some((token, renew)) = cache.get(scope) {
-                if Instant::now() < *renew {
-                    return Ok(token.clone());
-                }
-            }
+        let cached = self.tokens.lock().ok().and_then(|cache| {
+            cache
+                .get(scope)
+                .filter(|(_, renew)| Instant::now() < *renew)
+                .map(|(token, _)| token.clone())
+        });
+        if let Some(token) = cached {
+            return Ok(token);
         }
         let (token, lifetime) = match &self.source {
             Source::Admin(admin) => {
@@ -329,7 +332,10 @@ async fn relay(
         if let Some(values) = first.body.get_mut("value").and_then(Value::as_array_mut) {
             values.extend(more);
         }
-        if let (Some(link), Some(object)) = (page_body.get("nextLink").cloned(), first.body.as_object_mut()) {
+        if let (Some(link), Some(object)) = (
+            page_body.get("nextLink").cloned(),
+            first.body.as_object_mut(),
+        ) {
             object.insert("nextLink".into(), link);
         }
     }
@@ -366,14 +372,25 @@ async fn send(
         .content_length()
         .is_some_and(|n| n > MAX_REPLY as u64)
     {
-        return Err(Reply::error(502, "ReplyTooLarge", "the server's reply is too large to show"));
+        return Err(Reply::error(
+            502,
+            "ReplyTooLarge",
+            "the server's reply is too large to show",
+        ));
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| Reply::error(502, "UpstreamUnavailable", format!("reading the reply: {e}")))?;
+    let bytes = response.bytes().await.map_err(|e| {
+        Reply::error(
+            502,
+            "UpstreamUnavailable",
+            format!("reading the reply: {e}"),
+        )
+    })?;
     if bytes.len() > MAX_REPLY {
-        return Err(Reply::error(502, "ReplyTooLarge", "the server's reply is too large to show"));
+        return Err(Reply::error(
+            502,
+            "ReplyTooLarge",
+            "the server's reply is too large to show",
+        ));
     }
     let body = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Null
@@ -382,7 +399,11 @@ async fn send(
             Ok(v) => v,
             Err(_) => {
                 let text: String = String::from_utf8_lossy(&bytes).chars().take(500).collect();
-                return Ok(Reply::error(status.max(400), "NotJson", format!("the server answered HTTP {status}: {text}")));
+                return Ok(Reply::error(
+                    status.max(400),
+                    "NotJson",
+                    format!("the server answered HTTP {status}: {text}"),
+                ));
             }
         }
     };
@@ -399,7 +420,9 @@ mod tests {
             unreachable!()
         };
         assert_eq!(
-            join(&base, "/subscriptions/s", "api-version=1").map(|u| u.to_string()).ok(),
+            join(&base, "/subscriptions/s", "api-version=1")
+                .map(|u| u.to_string())
+                .ok(),
             Some("https://localhost:8443/subscriptions/s?api-version=1".into())
         );
         assert!(join(&base, "//evil.test/x", "").is_err());

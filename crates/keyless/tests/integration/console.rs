@@ -5,9 +5,7 @@ use anyhow::{Context, Result, ensure};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::testkit::{
-    AUTHZ_API, ConsoleProcess, MI_API, Server, role_id, run_cli,
-};
+use crate::testkit::{AUTHZ_API, ConsoleProcess, MI_API, Server, role_id, run_cli};
 
 const SECRET_HEADER: &str = "X-Keyless-Console";
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -53,6 +51,24 @@ async fn json_of(r: reqwest::Response) -> Result<(StatusCode, Value)> {
     Ok((status, body))
 }
 
+/// A GET with the path exactly as given, over a plain socket; returns the status code.
+async fn raw_get(c: &ConsoleProcess, path: &str) -> Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", c.port)).await?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{SECRET_HEADER}: {}\r\nConnection: close\r\n\r\n",
+        c.port, c.secret
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await?;
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("no status in {reply}"))
+}
+
 #[tokio::test]
 async fn console_prints_its_url_with_a_fresh_secret() -> Result<()> {
     let (server, console) = started().await?;
@@ -74,7 +90,10 @@ async fn console_prints_its_url_with_a_fresh_secret() -> Result<()> {
         console.secret
     );
     let second = server.console(&[]).await?;
-    ensure!(second.secret != console.secret, "the secret must differ per launch");
+    ensure!(
+        second.secret != console.secret,
+        "the secret must differ per launch"
+    );
     Ok(())
 }
 
@@ -103,10 +122,14 @@ async fn api_calls_need_the_launch_secret() -> Result<()> {
         .await?;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // The right one.
-    let (status, body) = json_of(page_request(&c, Method::GET, "/api/session").send().await?).await?;
+    let (status, body) =
+        json_of(page_request(&c, Method::GET, "/api/session").send().await?).await?;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["clientId"], server.admin.client_id.as_str());
-    assert_eq!(body["subscriptionId"], server.admin.subscription_id.as_str());
+    assert_eq!(
+        body["subscriptionId"],
+        server.admin.subscription_id.as_str()
+    );
     ensure!(!body.to_string().contains("eyJ"), "a token in {body}");
     ensure!(
         !body.to_string().contains(&server.admin.client_secret),
@@ -185,8 +208,16 @@ async fn no_cors_and_strict_headers_everywhere() -> Result<()> {
         .header("Access-Control-Request-Headers", "x-keyless-console")
         .send()
         .await?;
-    ensure!(!r.status().is_success(), "preflight answered {}", r.status());
-    ensure!(r.headers().keys().all(|k| !k.as_str().starts_with("access-control-")));
+    ensure!(
+        !r.status().is_success(),
+        "preflight answered {}",
+        r.status()
+    );
+    ensure!(
+        r.headers()
+            .keys()
+            .all(|k| !k.as_str().starts_with("access-control-"))
+    );
     for path in ASSETS.iter().chain(&["/api/session", "/nope"]) {
         let r = page_request(&c, Method::GET, path).send().await?;
         let h = r.headers();
@@ -194,11 +225,29 @@ async fn no_cors_and_strict_headers_everywhere() -> Result<()> {
             h.keys().all(|k| !k.as_str().starts_with("access-control-")),
             "{path}: CORS header in {h:?}"
         );
-        assert_eq!(h.get("content-security-policy").and_then(|v| v.to_str().ok()), Some(CSP), "{path}");
-        assert_eq!(h.get("x-content-type-options").and_then(|v| v.to_str().ok()), Some("nosniff"), "{path}");
-        assert_eq!(h.get("referrer-policy").and_then(|v| v.to_str().ok()), Some("no-referrer"), "{path}");
+        assert_eq!(
+            h.get("content-security-policy")
+                .and_then(|v| v.to_str().ok()),
+            Some(CSP),
+            "{path}"
+        );
+        assert_eq!(
+            h.get("x-content-type-options")
+                .and_then(|v| v.to_str().ok()),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            h.get("referrer-policy").and_then(|v| v.to_str().ok()),
+            Some("no-referrer"),
+            "{path}"
+        );
         if path.starts_with("/api/") {
-            assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "{path}");
+            assert_eq!(
+                h.get("cache-control").and_then(|v| v.to_str().ok()),
+                Some("no-store"),
+                "{path}"
+            );
         }
     }
     Ok(())
@@ -219,11 +268,26 @@ async fn the_page_holds_no_token_and_loads_only_its_own_assets() -> Result<()> {
             .to_owned();
         let text = r.text().await?;
         ensure!(!text.contains("eyJ"), "{path} contains a JWT");
-        ensure!(!text.contains(&server.admin.client_secret), "{path} contains the admin secret");
-        ensure!(!text.contains(&c.secret), "{path} contains the launch secret");
-        ensure!(!text.contains("innerHTML"), "{path} renders through innerHTML");
-        ensure!(!text.contains("http://") || path == "/js/overview.js", "{path} loads something from elsewhere");
-        ensure!(!text.contains("https://fonts") && !text.contains("cdn"), "{path} uses a CDN");
+        ensure!(
+            !text.contains(&server.admin.client_secret),
+            "{path} contains the admin secret"
+        );
+        ensure!(
+            !text.contains(&c.secret),
+            "{path} contains the launch secret"
+        );
+        ensure!(
+            !text.contains("innerHTML"),
+            "{path} renders through innerHTML"
+        );
+        ensure!(
+            !text.contains("http://") || path == "/js/overview.js",
+            "{path} loads something from elsewhere"
+        );
+        ensure!(
+            !text.contains("https://fonts") && !text.contains("cdn"),
+            "{path} uses a CDN"
+        );
         if path == "/" {
             ensure!(ct.starts_with("text/html"), "{ct}");
         } else if path.ends_with(".js") {
@@ -237,15 +301,23 @@ async fn the_page_holds_no_token_and_loads_only_its_own_assets() -> Result<()> {
 async fn state_changes_must_be_json() -> Result<()> {
     let (_server, c) = started().await?;
     // What an HTML form could send (a "simple" request, no preflight).
-    let r = page_request(&c, Method::POST, "/api/arm/providers/Keyless/explain?api-version=2024-01-01")
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body("clientId=x&assertion=y")
-        .send()
-        .await?;
+    let r = page_request(
+        &c,
+        Method::POST,
+        "/api/arm/providers/Keyless/explain?api-version=2024-01-01",
+    )
+    .header("Content-Type", "application/x-www-form-urlencoded")
+    .body("clientId=x&assertion=y")
+    .send()
+    .await?;
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let r = page_request(&c, Method::DELETE, "/api/arm/subscriptions/x?api-version=2022-12-01")
-        .send()
-        .await?;
+    let r = page_request(
+        &c,
+        Method::DELETE,
+        "/api/arm/subscriptions/x?api-version=2022-12-01",
+    )
+    .send()
+    .await?;
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Static pages are read-only.
     let r = c
@@ -268,12 +340,14 @@ async fn state_changes_must_be_json() -> Result<()> {
         let r = page_request(&c, Method::GET, path).send().await?;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
+    // Sent as written (an HTTP client would normalise the dots away first).
     for path in [
         "/api/arm/subscriptions/%2e%2e/metrics",
+        "/api/arm/subscriptions/%2E./healthz",
+        "/api/arm/subscriptions/../metrics",
         "/api/arm/subscriptions//x",
     ] {
-        let r = page_request(&c, Method::GET, path).send().await?;
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(raw_get(&c, path).await?, 400, "{path}");
     }
     Ok(())
 }
@@ -286,14 +360,21 @@ async fn management_calls_are_relayed_with_the_apis_own_errors() -> Result<()> {
     // Create through the console, see it through the API.
     let id_path = server.identity_path("console-rg", "console-app");
     let (status, body) = json_of(
-        page_request(&c, Method::PUT, &format!("/api/arm{id_path}?api-version={MI_API}"))
-            .json(&json!({"location": "westeurope"}))
-            .send()
-            .await?,
+        page_request(
+            &c,
+            Method::PUT,
+            &format!("/api/arm{id_path}?api-version={MI_API}"),
+        )
+        .json(&json!({"location": "westeurope"}))
+        .send()
+        .await?,
     )
     .await?;
     ensure!(status.is_success(), "{status} {body}");
-    let principal = body["properties"]["principalId"].as_str().context("principalId")?.to_owned();
+    let principal = body["properties"]["principalId"]
+        .as_str()
+        .context("principalId")?
+        .to_owned();
     let r = server.armv(Method::GET, &id_path, MI_API, None).await?;
     assert_eq!(r.code(), 200, "{}", r.body);
     // A list through the console.
@@ -309,7 +390,9 @@ async fn management_calls_are_relayed_with_the_apis_own_errors() -> Result<()> {
     .await?;
     assert_eq!(status, StatusCode::OK, "{body}");
     ensure!(
-        body["value"].as_array().is_some_and(|v| v.iter().any(|i| i["name"] == "console-app")),
+        body["value"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|i| i["name"] == "console-app")),
         "{body}"
     );
     ensure!(body.get("nextLink").is_none(), "{body}");
@@ -318,7 +401,10 @@ async fn management_calls_are_relayed_with_the_apis_own_errors() -> Result<()> {
         page_request(
             &c,
             Method::GET,
-            &format!("/api/arm{}?api-version={MI_API}", server.identity_path("console-rg", "missing")),
+            &format!(
+                "/api/arm{}?api-version={MI_API}",
+                server.identity_path("console-rg", "missing")
+            ),
         )
         .send()
         .await?,
@@ -326,7 +412,9 @@ async fn management_calls_are_relayed_with_the_apis_own_errors() -> Result<()> {
     .await?;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     ensure!(
-        body["error"]["message"].as_str().is_some_and(|m| m.contains("missing")),
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("missing")),
         "{body}"
     );
     // A role grant with a bad credential input: the API's validation message comes back.
@@ -343,7 +431,9 @@ async fn management_calls_are_relayed_with_the_apis_own_errors() -> Result<()> {
     .await?;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     ensure!(
-        body["error"]["message"].as_str().is_some_and(|m| m.contains("must be an https URL")),
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("must be an https URL")),
         "{body}"
     );
     // Grant and list by principal.
@@ -373,18 +463,42 @@ async fn secrets_are_revealed_only_as_rbac_allows() -> Result<()> {
     server.create_rg("kv-rg").await?;
     for args in [
         vec!["keyvault", "create", "-n", "console-kv", "-g", "kv-rg"],
-        vec!["keyvault", "secret", "set", "--vault-name", "console-kv", "-n", "db-password", "--value", "hunter2-console"],
+        vec![
+            "keyvault",
+            "secret",
+            "set",
+            "--vault-name",
+            "console-kv",
+            "-n",
+            "db-password",
+            "--value",
+            "hunter2-console",
+        ],
     ] {
         let out = server.cli(&args).await?;
-        ensure!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        ensure!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // The list shows names, never values.
-    let (status, body) = json_of(page_request(&c, Method::GET, "/api/vault/console-kv/secrets").send().await?).await?;
+    let (status, body) = json_of(
+        page_request(&c, Method::GET, "/api/vault/console-kv/secrets")
+            .send()
+            .await?,
+    )
+    .await?;
     assert_eq!(status, StatusCode::OK, "{body}");
     ensure!(!body.to_string().contains("hunter2-console"), "{body}");
     ensure!(body.to_string().contains("db-password"), "{body}");
     // Reveal.
-    let (status, body) = json_of(page_request(&c, Method::GET, "/api/vault/console-kv/secrets/db-password").send().await?).await?;
+    let (status, body) = json_of(
+        page_request(&c, Method::GET, "/api/vault/console-kv/secrets/db-password")
+            .send()
+            .await?,
+    )
+    .await?;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["value"], "hunter2-console");
     // Without data-plane rights (Owner has none), the vault's own 403 comes back.
@@ -398,16 +512,29 @@ async fn secrets_are_revealed_only_as_rbac_allows() -> Result<()> {
             let r = server
                 .arm(
                     Method::DELETE,
-                    &format!("{}?api-version={AUTHZ_API}", a["id"].as_str().unwrap_or_default()),
+                    &format!(
+                        "{}?api-version={AUTHZ_API}",
+                        a["id"].as_str().unwrap_or_default()
+                    ),
                     None,
                 )
                 .await?;
             ensure!(r.code() == 200, "{}", r.body);
         }
     }
-    let (status, body) = json_of(page_request(&c, Method::GET, "/api/vault/console-kv/secrets/db-password").send().await?).await?;
+    let (status, body) = json_of(
+        page_request(&c, Method::GET, "/api/vault/console-kv/secrets/db-password")
+            .send()
+            .await?,
+    )
+    .await?;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    ensure!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    ensure!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     ensure!(!body.to_string().contains("hunter2-console"), "{body}");
     Ok(())
 }

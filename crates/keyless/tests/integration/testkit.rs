@@ -870,8 +870,6 @@ pub struct ConsoleProcess {
     pub port: u16,
     /// The launch secret (the ready URL's fragment).
     pub secret: String,
-    /// The whole ready line's URL, `http://127.0.0.1:PORT/#SECRET`.
-    pub url: String,
     /// A plain HTTP client (the console is loopback HTTP).
     pub client: reqwest::Client,
     stdout: Arc<Mutex<String>>,
@@ -911,7 +909,6 @@ impl Server {
             origin: origin.to_owned(),
             port: spawned.port,
             secret: secret.to_owned(),
-            url: spawned.url.clone(),
             client: reqwest::Client::builder()
                 .no_proxy()
                 .build()
