@@ -5,7 +5,7 @@ use anyhow::{Context, Result, ensure};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::testkit::{AUTHZ_API, ConsoleProcess, MI_API, Server, role_id, run_cli};
+use crate::testkit::{AUTHZ_API, ConsoleProcess, MI_API, Server, role_id, run_cli, start_console};
 
 const SECRET_HEADER: &str = "X-Keyless-Console";
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -550,5 +550,133 @@ async fn only_loopback_addresses_are_accepted() -> Result<()> {
     ensure!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     ensure!(err.contains("not a loopback address"), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_signed_in_account_is_used_when_there_is_no_admin_file() -> Result<()> {
+    let server = Server::start(&[]).await?;
+    let config = tempfile::tempdir()?;
+    let ca = server.data_dir().join("ca.pem");
+    let password = format!("--password={}", server.admin.client_secret);
+    let out = run_cli(
+        &[
+            "login",
+            "--service-principal",
+            "-u",
+            &server.admin.client_id,
+            "-t",
+            &server.admin.tenant_id,
+            &password,
+            "--authority",
+            &server.url,
+            "--ca-file",
+            ca.to_str().context("path")?,
+        ],
+        &[("KEYLESS_CONFIG_DIR", config.path())],
+    )
+    .await?;
+    ensure!(
+        out.status.success(),
+        "login: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = start_console(&["--no-open"], &[("KEYLESS_CONFIG_DIR", config.path())]).await?;
+    let (status, body) =
+        json_of(page_request(&c, Method::GET, "/api/session").send().await?).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["source"], "signed-in account");
+    assert_eq!(body["clientId"], server.admin.client_id.as_str());
+    assert_eq!(
+        body["subscriptionId"],
+        server.admin.subscription_id.as_str()
+    );
+    let (status, body) = json_of(
+        page_request(
+            &c,
+            Method::GET,
+            "/api/arm/subscriptions?api-version=2022-12-01",
+        )
+        .send()
+        .await?,
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["value"][0]["subscriptionId"],
+        server.admin.subscription_id.as_str()
+    );
+    // With neither, the console says what to do and does not start.
+    let empty = tempfile::tempdir()?;
+    let out = run_cli(
+        &["console", "--no-open"],
+        &[("KEYLESS_CONFIG_DIR", empty.path())],
+    )
+    .await?;
+    ensure!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        err.contains("keyless login") && err.contains("--admin-file"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_browser_is_opened_without_the_secret_on_its_command_line() -> Result<()> {
+    let server = Server::start(&[]).await?;
+    // A stand-in xdg-open that reports its arguments, and the mode and content of the
+    // file it was given, through a FIFO the test reads (no polling).
+    let bin = tempfile::tempdir()?;
+    let fifo = bin.path().join("report");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+    ensure!(made.success(), "mkfifo failed");
+    let opener = bin.path().join("xdg-open");
+    std::fs::write(
+        &opener,
+        "#!/bin/sh\n{ echo \"ARGS $*\"; echo \"MODE $(stat -c %a \"$1\") $(stat -c %a \"$(dirname \"$1\")\")\"; cat \"$1\"; } > \"$KEYLESS_TEST_FIFO\"\n",
+    )?;
+    std::fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let path = std::path::PathBuf::from(format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    ));
+    let reader = {
+        let fifo = fifo.clone();
+        tokio::task::spawn_blocking(move || std::fs::read_to_string(fifo))
+    };
+    let mut c = start_console(
+        &[],
+        &[
+            ("KEYLESS_ADMIN_FILE", &server.admin_file()),
+            ("PATH", &path),
+            ("KEYLESS_TEST_FIFO", &fifo),
+        ],
+    )
+    .await?;
+    let report = tokio::time::timeout(std::time::Duration::from_secs(30), reader)
+        .await
+        .context("xdg-open was not run within 30 s")???;
+    let mut lines = report.lines();
+    let args = lines.next().unwrap_or_default();
+    ensure!(
+        !args.contains(&c.secret),
+        "the secret is on the command line: {args}"
+    );
+    let launcher = args.trim_start_matches("ARGS ").to_owned();
+    ensure!(launcher.ends_with("/open.html"), "{args}");
+    assert_eq!(lines.next(), Some("MODE 600 700"), "{report}");
+    let page: String = lines.collect::<Vec<_>>().join("\n");
+    ensure!(
+        page.contains(&format!("{}/#{}", c.origin, c.secret)),
+        "the launcher does not lead to the console: {page}"
+    );
+    // The launcher goes away with the console.
+    c.stop().await?;
+    ensure!(
+        !std::path::Path::new(&launcher).exists(),
+        "{launcher} is left behind"
+    );
     Ok(())
 }
