@@ -302,6 +302,17 @@ test("keyless console in Chromium: the seed story and the refusals", { timeout: 
     html = await page.content();
     assert.ok(!html.includes("eyJ"), "a token is in the page");
     await shot(page, "09-secret-revealed");
+    // A new version from the console; the list shows both, and Reveal the newest.
+    await page.getByLabel("Name", { exact: true }).fill("db-password");
+    await page.getByLabel("Value", { exact: true }).fill(`${SECRET_VALUE}-v2`);
+    await page.getByRole("button", { name: "Set secret" }).click();
+    await page.getByRole("status").getByText("Set db-password").waitFor();
+    assert.ok(!(await page.content()).includes(`${SECRET_VALUE}-v2`), "the new value is shown unasked");
+    await page.getByRole("button", { name: "Versions of db-password" }).click();
+    await page.getByRole("table", { name: "Versions of db-password" }).getByRole("row").nth(2).waitFor();
+    assert.equal(await page.getByRole("table", { name: "Versions of db-password" }).getByRole("row").count(), 3);
+    await page.getByRole("button", { name: "Reveal the value of db-password" }).click();
+    await page.getByText(`${SECRET_VALUE}-v2`).waitFor();
   });
 
   await t.test("the overview counts and charts it all", async () => {

@@ -3,7 +3,7 @@
 // operator's own vault token, so RBAC decides (a 403 shows the vault's message).
 
 import { armList, vault, V, seg } from "./api.js";
-import { h, table, errorBox, status, confirmed, fill, when } from "./dom.js";
+import { h, table, errorBox, status, confirmed, fill, when, field } from "./dom.js";
 import { groupOf } from "./identities.js";
 
 const nameOf = (secretId) => {
@@ -56,6 +56,7 @@ export async function secrets({ params, rerender }) {
       ["Value", (s) => revealCell(name, nameOf(s.id))],
       ["", (s) => h("div.actions", {}, versionsButton(name, nameOf(s.id)), deleteButton(name, nameOf(s.id), rerender))],
     ], live, "No secrets in this vault."));
+  out.append(setForm(name, rerender));
   let deleted = [];
   let deletedError = null;
   try {
@@ -151,4 +152,31 @@ function recoverButton(v, s, rerender) {
 function purgeButton(v, s, rerender) {
   return action("Purge", `Purge secret ${s}`, `Purge ${s} for good? This cannot be undone.`,
     () => vault("DELETE", v, `/deletedsecrets/${seg(s)}`), `Purged ${s}`, rerender, true);
+}
+
+/** Sets a secret (a new version when it exists). The value is sent once and not kept. */
+function setForm(vaultName, rerender) {
+  const name = h("input", { name: "secret-name", autocomplete: "off", required: true, pattern: "[0-9A-Za-z\\-]{1,127}" });
+  const value = h("input", { name: "secret-value", type: "password", autocomplete: "off", required: true });
+  const result = h("div", { "aria-live": "polite" });
+  const submit = h("button", { type: "submit" }, "Set secret");
+  const form = h("form.inline", {
+    "aria-label": "Set a secret",
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      fill(result);
+      submit.disabled = true;
+      try {
+        await vault("PUT", vaultName, `/secrets/${seg(name.value.trim())}`, { value: value.value });
+        value.value = "";
+        status(`Set ${name.value.trim()}`);
+        await rerender();
+      } catch (e) {
+        fill(result, errorBox(e));
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  }, field("Name", name, "1-127 letters, digits and dashes"), field("Value", value, "Stored as a new version; never shown unless revealed"), h("div", {}, submit));
+  return h("div.panel", {}, h("h2", { text: "Set a secret" }), form, result);
 }
