@@ -59,6 +59,8 @@ async function render() {
 
 takeSecret();
 window.addEventListener("hashchange", () => {
+  // A message about the page being left does not belong on the next one.
+  fill(document.getElementById("status"));
   // The launch URL pasted into an open console tab: take its secret, ask again who we are.
   if (location.hash.length > 1 && !location.hash.startsWith("#/")) {
     takeSecret();

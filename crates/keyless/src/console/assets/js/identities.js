@@ -14,7 +14,7 @@ export async function identities({ who, rerender }) {
   return h("section", {},
     h("h1", { text: "Identities" }),
     createForm(sub, groups, rerender),
-    h("h2", { text: `${list.length} identities in subscription ${who.subscriptionId}` }),
+    h("h2", { text: `${list.length} ${list.length === 1 ? "identity" : "identities"} in subscription ${who.subscriptionId}` }),
     table("User-assigned managed identities", [
       ["Name", (i) => h("a", { href: `#/credentials?id=${encodeURIComponent(i.id)}` }, i.name)],
       ["Resource group", (i) => groupOf(i.id)],

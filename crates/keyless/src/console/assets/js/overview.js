@@ -2,6 +2,7 @@
 
 import { arm, armList, V, seg } from "./api.js";
 import { h, table } from "./dom.js";
+import { aadsts } from "./signins.js";
 
 const HOURS = 24;
 
@@ -31,7 +32,7 @@ export async function overview({ who }) {
       card(ids.length, "identities", "#/identities"),
       card(assignments.length, "role assignments", "#/roles"),
       card(vaultList.length, "vaults", "#/vaults"),
-      card(ok, `sign-ins, last ${HOURS} h`, "#/signins?result=success"),
+      card(ok, `successful sign-ins, last ${HOURS} h`, "#/signins?result=success"),
       card(failed, `failed sign-ins, last ${HOURS} h`, "#/signins?result=failure")),
     h("div.panel.chart", {},
       h("h2", { text: `Token exchanges per hour, last ${HOURS} hours` }),
@@ -41,7 +42,7 @@ export async function overview({ who }) {
         h("span", {}, h("span.swatch", { class: "swatch sw-bad" }), "failed"))),
     h("h2", { text: "Top failure reasons" }),
     table("Failures in the last 24 hours, by error", [
-      ["Error code", (r) => h("span.mono", { text: r.code || "—" })],
+      ["Error code", (r) => h("span.mono.nowrap", { text: aadsts(r.code) || "—" })],
       ["Reason", (r) => r.reason],
       ["Requests", (r) => String(r.n)],
       ["", (r) => h("a", { href: `#/signins?result=failure&code=${encodeURIComponent(r.code)}` }, "See sign-ins")],
@@ -64,7 +65,7 @@ function chart(rows, since) {
     (r.status === "success" ? ok : bad)[i] += Number(r.count ?? 1);
   }
   const max = Math.max(1, ...ok.map((v, i) => v + bad[i]));
-  const W = 720, H = 200, pad = 30, bw = (W - pad - 10) / HOURS;
+  const W = 1160, H = 200, pad = 30, bw = (W - pad - 10) / HOURS;
   const svg = document.createElementNS(NS, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H + 20}`);
   svg.setAttribute("role", "img");

@@ -20,6 +20,12 @@ const CODES = {
   "7000222": ["The client secret has expired.", "Create a new secret."],
 };
 
+/** AADSTS700213 for 700213 (the log stores the number). */
+export function aadsts(errorCode) {
+  const n = codeNumber(errorCode);
+  return n ? `AADSTS${n}` : String(errorCode ?? "");
+}
+
 export function codeNumber(errorCode) {
   const m = /(\d+)/.exec(String(errorCode ?? ""));
   return m ? m[1] : "";
@@ -57,7 +63,7 @@ export async function signins({ who, params }) {
       ["Result", (r) => r.status === "success" ? h("span.badge.ok", { text: "success" }) : h("span.badge.bad", { text: "failure" })],
       ["Identity", (r) => names.get(r.clientId) ?? h("span.mono", { text: r.clientId ?? "" })],
       ["Subject", (r) => h("span.mono", { text: r.subject ?? "" })],
-      ["Error", (r) => r.status === "success" ? "" : h("span", {}, h("span.mono", { text: `${r.errorCode ?? ""} ` }), r.failureReason ?? "")],
+      ["Error", (r) => r.status === "success" ? "" : h("span", {}, h("span.mono", { text: `${aadsts(r.errorCode)} ` }), r.failureReason ?? "")],
       ["Count", (r) => String(r.count ?? 1)],
       ["", (r) => r.status === "success" ? "" : h("a", { href: `#/explanation?row=${encodeURIComponent(r.id)}&since=${encodeURIComponent(since)}` }, "Why?")],
     ], rows, "No sign-ins match these filters."));
@@ -103,7 +109,7 @@ export async function explanation({ who, params }) {
   const [meaning, fix] = CODES[codeNumber(r.errorCode)] ?? ["The token request was refused.", "The reason below is the server's own wording."];
   return h("section", {}, back,
     h("h1", { text: `Why did this sign-in fail?` }),
-    h("div.error", {}, h("span.code", { text: `${r.errorCode ?? "Error"}: ` }), r.failureReason ?? ""),
+    h("div.error", {}, h("span.code", { text: `${aadsts(r.errorCode) || "Error"}: ` }), r.failureReason ?? ""),
     h("div.panel", {},
       h("h2", { text: "What it means" }), h("p", { text: meaning }),
       h("h2", { text: "What usually fixes it" }), h("p", { text: fix }),
