@@ -315,14 +315,38 @@ test("keyless console in Chromium: the seed story and the refusals", { timeout: 
     await page.getByText(`${SECRET_VALUE}-v2`).waitFor();
   });
 
+  await t.test("soft-deleted secrets: delete, recover, purge", async () => {
+    page.on("dialog", (d) => d.accept());
+    const deletedTable = page.getByRole("table", { name: /Soft-deleted secrets/ });
+    await page.getByRole("button", { name: "Delete secret db-password" }).click();
+    await deletedTable.getByRole("row").filter({ hasText: "db-password" }).waitFor();
+    await page.getByText("No secrets in this vault.").waitFor();
+    await shot(page, "10-secret-deleted");
+    await page.getByRole("button", { name: "Recover secret db-password" }).click();
+    await page.getByText("No deleted secrets.").waitFor();
+    await page.getByRole("button", { name: "Reveal the value of db-password" }).click();
+    await page.getByText(`${SECRET_VALUE}-v2`).waitFor();
+    await page.getByRole("button", { name: "Delete secret db-password" }).click();
+    await page.getByRole("button", { name: "Purge secret db-password" }).click();
+    await page.getByText("No deleted secrets.").waitFor();
+    await page.getByText("No secrets in this vault.").waitFor();
+  });
+
+  await t.test("revoke the role", async () => {
+    await page.goto(`${origin}/#/roles?principal=${principalId}&scope=${encodeURIComponent(vaultId)}`);
+    const row = page.getByRole("table", { name: "Role assignments" }).getByRole("row").filter({ hasText: "Key Vault Secrets User" });
+    await row.getByRole("button", { name: /^Revoke/ }).click();
+    await page.getByText("No role assignments here.").waitFor();
+  });
+
   await t.test("the overview counts and charts it all", async () => {
     await page.getByRole("link", { name: "Overview", exact: true }).click();
     await page.getByRole("heading", { name: "Top failure reasons", exact: true }).waitFor();
     await page.getByRole("cell", { name: /700213/ }).first().waitFor();
     assert.ok((await page.locator("svg rect").count()) >= 48);
-    await shot(page, "10-overview");
+    await shot(page, "11-overview");
     if (process.env.CONSOLE_DOCS_SCREENSHOT === "1") {
-      await copyFile(path.join(SHOTS, "10-overview.png"), path.join(ROOT, "docs/console.png"));
+      await copyFile(path.join(SHOTS, "11-overview.png"), path.join(ROOT, "docs/console.png"));
     }
   });
 
