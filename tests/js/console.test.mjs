@@ -135,6 +135,7 @@ test("keyless console in Chromium: the seed story and the refusals", { timeout: 
   });
   cleanups.unshift(() => browser.close());
   const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin });
   const page = await context.newPage();
   const consoleErrors = [];
   page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
@@ -210,11 +211,38 @@ test("keyless console in Chromium: the seed story and the refusals", { timeout: 
     [clientId, principalId] = ids;
     assert.match(clientId, /^[0-9a-f-]{36}$/);
     assert.match(principalId, /^[0-9a-f-]{36}$/);
+    await row.getByRole("button", { name: "Copy client id of payments-api" }).click();
+    await page.getByRole("status").getByText("client id of payments-api copied").waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), clientId);
     await shot(page, "02-identities");
   });
 
+  await t.test("keyboard only: skip link, navigation, a form, visible focus", async () => {
+    // A fresh load, so that focus starts at the top of the document.
+    await page.goto(`${origin}/#/identities`);
+    await page.reload();
+    await page.getByRole("heading", { name: "Identities", exact: true }).waitFor();
+    const focused = () => page.evaluate(() => {
+      const el = document.activeElement;
+      return { text: (el.textContent || el.getAttribute("name") || "").trim(), outline: getComputedStyle(el).outlineStyle };
+    });
+    await page.keyboard.press("Tab");
+    assert.deepEqual(await focused(), { text: "Skip to content", outline: "solid" });
+    for (const link of ["Overview", "Identities", "Role assignments", "Vaults", "Sign-in log"]) {
+      await page.keyboard.press("Tab");
+      assert.deepEqual(await focused(), { text: link, outline: "solid" });
+    }
+    await page.keyboard.press("Tab");
+    assert.equal((await focused()).text, "name");
+    await page.keyboard.type("kbd-app");
+    await page.keyboard.press("Tab");
+    assert.equal((await focused()).text, "group");
+    await page.keyboard.press("Enter");
+    await page.getByRole("row").filter({ hasText: "kbd-app" }).waitFor();
+  });
+
   await t.test("add a Kubernetes credential, with inline validation and the API's own error", async () => {
-    await page.getByRole("link", { name: "payments-api" }).first().click();
+    await page.getByRole("link", { name: "payments-api", exact: true }).first().click();
     await page.getByRole("heading", { name: "Identity payments-api", exact: true }).waitFor();
     await page.getByRole("button", { name: "Kubernetes service account" }).click();
     // The preset leaves the issuer to fill in: flagged as you type.
