@@ -53,7 +53,7 @@ async function render() {
     }
   } catch (e) {
     fill(main, h("h1", { text: "Something went wrong" }), errorBox(e),
-      e && e.status === 401 ? h("p", { text: "Open the console with the URL `keyless console` printed; the secret after # is what lets this page in." }) : null);
+      e && e.status === 401 ? h("p", { text: "The secret is kept in this browser tab only: a new tab, or a console started again, needs the URL it printed." }) : null);
   }
 }
 
