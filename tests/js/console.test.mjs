@@ -22,6 +22,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import * as rules from "../../crates/keyless/src/console/assets/js/validate.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = process.env.KEYLESS_BIN ?? path.join(ROOT, "target/debug/keyless");
@@ -261,6 +262,44 @@ test("keyless console in Chromium: the seed story and the refusals", { timeout: 
     await page.getByRole("button", { name: "Add credential" }).click();
     await page.getByRole("row").filter({ hasText: "k8s-payments" }).waitFor();
     await shot(page, "03-credentials");
+  });
+
+  await t.test("the form's inline rules agree with the API, message for message", async () => {
+    const call = async (method, armPath, body) => {
+      const r = await fetch(`${origin}/api/arm${armPath}?api-version=2023-01-31`, {
+        method,
+        headers: { "X-Keyless-Console": secret, "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : null };
+    };
+    const identityPath = `/subscriptions/${admin.subscriptionId}/resourceGroups/story-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/payments-api`;
+    const valid = { name: "rule-check", issuer: "https://issuer.example/tenant", subject: "repo:org/app:ref:refs/heads/main", expression: "", audience: EXCHANGE_AUDIENCE };
+    const cases = [
+      {}, // the baseline is accepted
+      { name: "ab" }, { name: "-abc" }, { name: "a.b.c" }, { name: "x".repeat(121) },
+      { issuer: "http://issuer.example" }, { issuer: "https://" }, { issuer: "https://user@issuer.example" },
+      { issuer: "https://issuer.example/?x=1" }, { issuer: "https://issuer.example/#f" },
+      { issuer: "https://issuer example" }, { issuer: `https://issuer.example/${"p".repeat(600)}` },
+      { audience: "" }, { audience: "   " },
+      { subject: "" }, { subject: "a\u0001b" }, { subject: "s".repeat(601) },
+      { subject: "", expression: "claims['sub'] eq 'x'" },
+      { expression: "claims['sub'] eq 'x'" },
+    ];
+    for (const change of cases) {
+      const form = { ...valid, ...change };
+      const problems = rules.credentialProblems(form);
+      const r = await call("PUT", `${identityPath}/federatedIdentityCredentials/${encodeURIComponent(form.name)}`, rules.credentialBody(form));
+      const label = JSON.stringify(change);
+      if (problems.length === 0) {
+        assert.ok(r.status === 200 || r.status === 201, `${label}: the rules accept it, the API said ${JSON.stringify(r.body)}`);
+        await call("DELETE", `${identityPath}/federatedIdentityCredentials/${encodeURIComponent(form.name)}`);
+      } else {
+        assert.equal(r.status, 400, `${label}: the rules refuse it (${problems[0]}), the API said ${JSON.stringify(r.body)}`);
+        assert.equal(problems[0], r.body.error.message, label);
+      }
+    }
   });
 
   await t.test("grant Key Vault Secrets User on the vault", async () => {

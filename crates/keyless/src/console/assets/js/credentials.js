@@ -123,14 +123,9 @@ function createForm(identity, rerender) {
       ev.preventDefault();
       fill(result);
       submit.disabled = true;
-      const properties = {
-        issuer: issuer.value.trim(),
-        audiences: [audience.value.trim()],
-      };
-      if (expression.value.trim()) properties.claimsMatchingExpression = { value: expression.value.trim(), languageVersion: 1 };
-      else properties.subject = subject.value.trim();
+      const body = rules.credentialBody({ issuer: issuer.value, subject: subject.value, expression: expression.value, audience: audience.value });
       try {
-        await arm("PUT", `${identity.id}/federatedIdentityCredentials/${encodeURIComponent(name.value.trim())}`, V.mi, { properties });
+        await arm("PUT", `${identity.id}/federatedIdentityCredentials/${encodeURIComponent(name.value.trim())}`, V.mi, body);
         status(`Added credential ${name.value.trim()}`);
         await rerender();
       } catch (e) {

@@ -72,3 +72,18 @@ export function subjectOrExpression(subject, expression) {
   if (s) return [text(subject, "subject"), null];
   return [null, text(expression, "claimsMatchingExpression.value")];
 }
+
+/** The PUT body of a credential, as the form sends it (an empty subject is left out, so
+ *  the API and these rules agree that one of subject and expression is required). */
+export function credentialBody({ issuer: iss, subject, expression, audience: aud }) {
+  const properties = { issuer: iss.trim(), audiences: [aud.trim()] };
+  if (expression && expression.trim()) properties.claimsMatchingExpression = { value: expression.trim(), languageVersion: 1 };
+  if (subject && subject.trim()) properties.subject = subject.trim();
+  return { properties };
+}
+
+/** Every problem the rules find with a credential form, first one first (the API's order). */
+export function credentialProblems({ name, issuer: iss, subject, expression, audience: aud }) {
+  const [s, e] = subjectOrExpression(subject, expression);
+  return [credentialName(name), issuer(iss), audience(aud), s, e].filter(Boolean);
+}
