@@ -406,6 +406,14 @@ test("keyless console in Chromium: the seed story and the refusals", { timeout: 
     await page.getByText("No role assignments here.").waitFor();
   });
 
+  await t.test("delete an identity", async () => {
+    await page.getByRole("link", { name: "Identities", exact: true }).click();
+    await page.getByRole("button", { name: "Delete identity kbd-app" }).click();
+    await page.getByRole("status").getByText("Deleted kbd-app").waitFor();
+    assert.equal(await page.getByRole("row").filter({ hasText: "kbd-app" }).count(), 0);
+    await page.getByRole("row").filter({ hasText: "payments-api" }).waitFor();
+  });
+
   await t.test("the overview counts and charts it all", async () => {
     await page.getByRole("link", { name: "Overview", exact: true }).click();
     await page.getByRole("heading", { name: "Top failure reasons", exact: true }).waitFor();
