@@ -417,7 +417,7 @@ async fn management_calls_are_relayed_with_the_apis_own_errors() -> Result<()> {
             .is_some_and(|m| m.contains("missing")),
         "{body}"
     );
-    // A role grant with a bad credential input: the API's validation message comes back.
+    // A credential the API refuses: its validation message comes back as written.
     let (status, body) = json_of(
         page_request(
             &c,
