@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: installs what the tests need, then checks formatting,
 # the dependency policy, lints, builds (Keyless, and interop/rust-azure-sdk: the Rust Azure
-# SDK), runs the Rust tests and the SDK interop tests (Python SDK, and the Rust SDK's binary).
+# SDK), runs the Rust tests and the SDK interop tests (Python SDK, and the Rust SDK's binary),
+# and the web console's browser test (Chromium from Debian's packages, installed if missing).
 #
 #   ./scripts/test.sh                 # everything, in order, stopping at the first failed stage
 #   ./scripts/test.sh python          # only some stages: fmt ring clippy build rust python fuzz
@@ -115,6 +116,21 @@ setup_js() {
     banner "setup: npm ci (tests/js, node $(node --version))"
     (cd "$JS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
     echo "$want" > "$stamp"
+  fi
+}
+
+# Debian's Chromium, for the web console's browser test (tests/js/console.test.mjs drives
+# it with playwright-core, which downloads no browser of its own). Installed from Debian's
+# packages when missing, as PostgreSQL is; without it (and not root) the test fails with
+# what to install.
+setup_chromium() {
+  if [ -x /usr/bin/chromium ]; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    banner "setup: apt-get install chromium"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "Chromium (/usr/bin/chromium) not found: install Debian's chromium package" >&2
   fi
 }
 
@@ -237,7 +253,7 @@ setup_nextest() {
 }
 
 if wants rust; then setup_nextest; fi
-if wants python; then setup_python; setup_azure_cli; setup_js; fi
+if wants python; then setup_python; setup_azure_cli; setup_js; setup_chromium; fi
 if wants rust || wants python; then setup_postgres; fi
 
 # --- stages --------------------------------------------------------------------------------
@@ -350,6 +366,13 @@ stage_python() {
   banner "pytest tests/python (Azure SDK interop)"
   # KEYLESS_BIN may point elsewhere (e.g. a release build); by default the fresh debug build.
   KEYLESS_BIN="${KEYLESS_BIN:-$ROOT/target/debug/keyless}" "$VENV/bin/python" -m pytest tests/python -q
+  # The web console in a real browser (screenshots land in target/console-screenshots/).
+  if command -v node >/dev/null; then
+    banner "node --test tests/js/console.test.mjs (keyless console in Chromium)"
+    KEYLESS_BIN="${KEYLESS_BIN:-$ROOT/target/debug/keyless}" node --test tests/js/console.test.mjs
+  else
+    echo "node not found: the web console browser test is skipped" >&2
+  fi
 }
 
 stage_fuzz() {

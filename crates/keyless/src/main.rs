@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod az_config;
+mod console;
 mod demo;
 mod dev_cluster;
 mod imds;
@@ -79,6 +80,9 @@ enum Command {
     /// Print the Azure CLI set-up for a running server: CA trust, `az cloud register`,
     /// instance discovery off, and the sign-in command.
     AzConfig(Box<az_config::AzConfigArgs>),
+    /// Open the web console: a local page (loopback only, per-launch secret) showing
+    /// identities, credentials, roles, vaults and the sign-in log.
+    Console(Box<console::ConsoleArgs>),
     #[command(flatten)]
     Manage(manage::ManageCommand),
 }
@@ -117,6 +121,7 @@ fn main() -> std::process::ExitCode {
             Command::Account(cmd) => account::run_account(cmd).await,
             Command::Token(cmd) => account::run_token(cmd).await,
             Command::AzConfig(args) => az_config::run(*args).await,
+            Command::Console(args) => console::run(*args).await,
             Command::Manage(cmd) => manage::run(cmd).await,
         }
     });

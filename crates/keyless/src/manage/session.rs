@@ -105,27 +105,7 @@ impl AdminFile {
     /// the authority host, so they are resolved to its addresses: this works where
     /// `*.vault.localhost` names do not resolve.
     pub async fn vault_access(&self, vault: &str) -> Result<VaultAccess> {
-        let authority = reqwest::Url::parse(&self.authority_host)
-            .context("the admin file's authorityHost is not a URL")?;
-        let host = authority.host_str().context("authorityHost has no host")?;
-        let port = authority.port_or_known_default().unwrap_or(443);
-        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .with_context(|| format!("resolving {host}"))?
-            .collect();
-        let public = keyless_core::PublicUrl {
-            host: host.to_string(),
-            port,
-        };
-        let http = http_client_builder(self.ca_file.as_deref())?
-            .resolve_to_addrs(&format!("{vault}.vault.{host}"), &addrs)
-            .build()
-            .context("cannot set up the HTTP client")?;
-        Ok(VaultAccess {
-            http,
-            origin: public.vault_uri(vault).trim_end_matches('/').to_string(),
-            resource: public.vault_resource(),
-        })
+        vault_access_at(&self.authority_host, self.ca_file.as_deref(), vault).await
     }
 
     /// An HTTP client that trusts exactly the admin file's CA (or the platform's roots
@@ -133,6 +113,39 @@ impl AdminFile {
     pub fn http_client(&self) -> Result<reqwest::Client> {
         http_client(self.ca_file.as_deref())
     }
+}
+
+/// How to reach vault `vault` of the server whose token service is `authority_host`
+/// (trusting `ca_file`): see [`AdminFile::vault_access`]. Shared with callers that hold
+/// the signed-in account's profile rather than an admin file.
+pub async fn vault_access_at(
+    authority_host: &str,
+    ca_file: Option<&Path>,
+    vault: &str,
+) -> Result<VaultAccess> {
+    let authority =
+        reqwest::Url::parse(authority_host).context("the authority host is not a URL")?;
+    let host = authority
+        .host_str()
+        .context("the authority host has no host")?;
+    let port = authority.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("resolving {host}"))?
+        .collect();
+    let public = keyless_core::PublicUrl {
+        host: host.to_string(),
+        port,
+    };
+    let http = http_client_builder(ca_file)?
+        .resolve_to_addrs(&format!("{vault}.vault.{host}"), &addrs)
+        .build()
+        .context("cannot set up the HTTP client")?;
+    Ok(VaultAccess {
+        http,
+        origin: public.vault_uri(vault).trim_end_matches('/').to_string(),
+        resource: public.vault_resource(),
+    })
 }
 
 /// How to reach one vault: see [`AdminFile::vault_access`].

@@ -16,6 +16,7 @@ mod arm_discovery;
 mod bad_input;
 mod ci_issuers;
 mod cli;
+mod console;
 mod credential;
 mod disclosure;
 mod escalation;

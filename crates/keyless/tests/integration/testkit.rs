@@ -397,9 +397,11 @@ async fn launch(mut cmd: Command, what: &str) -> Result<Spawned> {
             }
         })
     };
-    ensure!(url.starts_with("https://"), "unexpected ready URL {url}");
-    let port: u16 = url
-        .trim_start_matches("https://")
+    let authority = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .with_context(|| format!("unexpected ready URL {url}"))?;
+    let port: u16 = authority
         .split('/')
         .next()
         .and_then(|authority| authority.rsplit(':').next())
@@ -856,6 +858,96 @@ fn load_admin(data_dir: &Path) -> Result<Admin> {
     let path = data_dir.join("admin.json");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// A running `keyless console --no-open` acting with a server's admin file.
+pub struct ConsoleProcess {
+    child: Child,
+    _drains: Vec<tokio::task::JoinHandle<()>>,
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub origin: String,
+    /// The port it listens on.
+    pub port: u16,
+    /// The launch secret (the ready URL's fragment).
+    pub secret: String,
+    /// A plain HTTP client (the console is loopback HTTP).
+    pub client: reqwest::Client,
+    stdout: Arc<Mutex<String>>,
+    _cwd: tempfile::TempDir,
+}
+
+impl ConsoleProcess {
+    /// What the console printed so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Stops the console with SIGTERM and waits for a clean exit.
+    pub async fn stop(&mut self) -> Result<()> {
+        let pid = self.child.id().context("console already reaped")?;
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .context("running kill")?;
+        ensure!(status.success(), "kill -TERM {pid} failed");
+        let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .map_err(|_| anyhow!("the console did not exit within 10 s of SIGTERM"))?
+            .context("waiting for the console")?;
+        ensure!(exit.success(), "the console exited with {exit}");
+        Ok(())
+    }
+}
+
+impl Drop for ConsoleProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Server {
+    /// Starts `keyless console --no-open` with this server's admin file, waits for its
+    /// ready line and returns it.
+    pub async fn console(&self, extra_args: &[&str]) -> Result<ConsoleProcess> {
+        let mut args = vec!["--no-open"];
+        args.extend_from_slice(extra_args);
+        start_console(&args, &[("KEYLESS_ADMIN_FILE", &self.admin_file())]).await
+    }
+}
+
+/// Starts `keyless console ARGS` with only the given credential environment (no admin
+/// file or data directory from the caller's environment), in a fresh working directory
+/// (so no `./keyless-data/admin.json` is found by accident).
+pub async fn start_console(args: &[&str], env: &[(&str, &Path)]) -> Result<ConsoleProcess> {
+    let cwd = tempfile::tempdir().context("creating a working directory")?;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyless"));
+    cmd.arg("console")
+        .args(args)
+        .current_dir(cwd.path())
+        .env_remove("KEYLESS_DATA_DIR")
+        .env_remove("KEYLESS_ADMIN_FILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let spawned = launch(cmd, "keyless console").await?;
+    let (origin, secret) = spawned
+        .url
+        .split_once("/#")
+        .with_context(|| format!("no #secret in the ready URL {}", spawned.url))?;
+    Ok(ConsoleProcess {
+        child: spawned.child,
+        _drains: spawned.drains,
+        origin: origin.to_owned(),
+        port: spawned.port,
+        secret: secret.to_owned(),
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .context("building the HTTP client")?,
+        stdout: spawned.stdout,
+        _cwd: cwd,
+    })
 }
 
 impl Drop for Server {
