@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 13's peer benchmark: node-oidc-provider (npm `oidc-provider`, pinned in
+# package-lock.json) doing one RS256 client-assertion verify + one ES256 access-token sign
+# per client_credentials request, server on core 0, load from core 1 (see bench.mjs).
+# Prints `| peer: ... | value unit | | | |` rows and a `<!-- ... -->` versions line.
+#
+#   benches/peer/run.sh
+#
+# Exits 0 with one line `peer skipped: <reason>` when it cannot run here (no node/npm,
+# node too old, no openssl/taskset/getconf, fewer than 2 cores, npm ci failing); exits
+# non-zero if the benchmark itself fails (e.g. a response that is not 200).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+skip() { echo "peer skipped: $*"; exit 0; }
+
+command -v node >/dev/null 2>&1 || skip "node is not installed"
+command -v npm >/dev/null 2>&1 || skip "npm is not installed"
+for tool in openssl taskset getconf; do
+  command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
+done
+# oidc-provider 9 needs require(esm): node ^20.19, ^22.12 or >= 23.
+node -e '
+  const [a, b] = process.versions.node.split(".").map(Number);
+  process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)' \
+  || skip "node $(node --version) is too old for oidc-provider 9 (needs ^20.19, ^22.12 or >= 23)"
+[ "$(getconf _NPROCESSORS_ONLN)" -ge 2 ] || skip "needs 2 cores (server on one, load on the other)"
+
+# npm ci only when node_modules is missing or the lock file changed since the last install.
+stamp=node_modules/.keyless-lock.sha256
+want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null 2>npm-ci.log \
+    || skip "npm ci failed: $(tail -n 1 npm-ci.log)"
+  rm -f npm-ci.log
+  echo "$want" >"$stamp"
+fi
+
+exec node bench.mjs
