@@ -10,16 +10,16 @@
 # node too old, no openssl/taskset/getconf, fewer than 2 cores, npm ci failing); exits
 # non-zero if the benchmark itself fails (e.g. a response that is not 200).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")"
 
 skip() { echo "peer skipped: $*"; exit 0; }
 
 command -v node >/dev/null 2>&1 || skip "node is not installed"
 command -v npm >/dev/null 2>&1 || skip "npm is not installed"
-for tool in openssl taskset getconf; do
+for tool in openssl taskset getconf sha256sum; do
   command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
 done
-# oidc-provider 9 needs require(esm): node ^20.19, ^22.12 or >= 23.
+cd "$(dirname "${BASH_SOURCE[0]}")"
+# oidc-provider 9 targets Node 22 LTS; 20.19+ works (it prints "Unsupported runtime").
 node -e '
   const [a, b] = process.versions.node.split(".").map(Number);
   process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)' \
