@@ -26,9 +26,10 @@ node -e '
   || skip "node $(node --version) is too old for oidc-provider 9 (needs ^20.19, ^22.12 or >= 23)"
 [ "$(getconf _NPROCESSORS_ONLN)" -ge 2 ] || skip "needs 2 cores (server on one, load on the other)"
 
-# npm ci only when node_modules is missing or the lock file changed since the last install.
-stamp=node_modules/.keyless-lock.sha256
-want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+# npm ci only when node_modules is missing or the lock file (or node's version) changed
+# since the last install: the stamp is the hash of both, as in scripts/test.sh for tests/js.
+stamp=node_modules/.package-lock.sha256
+want="$( { cat package-lock.json; node --version; } | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null 2>npm-ci.log \
     || skip "npm ci failed: $(tail -n 1 npm-ci.log)"
