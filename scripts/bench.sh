@@ -12,6 +12,9 @@
 #                  CPU per admission (admissions/s per core), p99 at half the maximum rate
 #   mgmt_scale     management writes and start-up as the tenant grows (1k..100k
 #                  identities): PUT latency, time to a usable credential, start-up, RSS
+#   peer           a peer for scale: node-oidc-provider doing the same RS256 verify +
+#                  ES256 sign per exchange, measured like http_exchange
+#                  (benches/peer/run.sh; skipped with a reason without node/npm)
 #
 #   ./scripts/bench.sh                  # all of the above
 #   ./scripts/bench.sh webhook vault_read
@@ -28,28 +31,34 @@ for f in crates/keyless/benches/*.rs; do
   # soak is a long-running leak check, run on its own: ./scripts/bench.sh soak
   [ "$b" = soak ] || KNOWN+=("$b")
 done
+KNOWN+=(peer)
 BENCHES=("${KNOWN[@]}")
 if [ "$#" -gt 0 ]; then BENCHES=("$@"); fi
 for b in "${BENCHES[@]}"; do
-  [ -f "crates/keyless/benches/$b.rs" ] || {
+  [ "$b" = peer ] || [ -f "crates/keyless/benches/$b.rs" ] || {
     echo "unknown benchmark: $b (benchmarks: ${KNOWN[*]} soak)" >&2; exit 2; }
 done
 
 args=()
-for b in "${BENCHES[@]}"; do args+=(--bench "$b"); done
-cargo bench -p keyless "${args[@]}" --no-run
+for b in "${BENCHES[@]}"; do [ "$b" = peer ] || args+=(--bench "$b"); done
+[ "${#args[@]}" -eq 0 ] || cargo bench -p keyless "${args[@]}" --no-run
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 for b in "${BENCHES[@]}"; do
   printf '\n==== %s ====\n' "$b"
-  cargo bench -q -p keyless --bench "$b" 2>&1 | tee -a "$log"
+  if [ "$b" = peer ]; then
+    benches/peer/run.sh 2>&1 | tee -a "$log" || echo "| peer: failed (see above) | | | | |" | tee -a "$log"
+  else
+    cargo bench -q -p keyless --bench "$b" 2>&1 | tee -a "$log"
+  fi
 done
 
 printf '\n## Keyless benchmarks (%s, %s)\n\n' "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "$(date -u +%Y-%m-%dT%H:%MZ)"
 echo '| figure | measured | bound or target | ratio | verdict |'
 echo '|---|---|---|---|---|'
 grep -E '^\| ' "$log" | grep -vE '^\| (figure|---)' || true
+grep -E '^peer skipped' "$log" | sed 's/^/| /; s/$/ | | | | |/' || true
 if grep -qE '^\| .*\| MISSED \|$' "$log"; then
   echo; echo "some figures MISSED their bound or target (see above)"
 fi
