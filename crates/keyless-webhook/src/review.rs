@@ -85,6 +85,8 @@ impl AdmissionRequest {
     }
 }
 
+/// The envelope's fields, read without building the request (`IgnoredAny` skips it
+/// without allocating), so its checks come first and cost little.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Envelope {
@@ -93,18 +95,23 @@ struct Envelope {
     #[serde(default)]
     kind: Option<String>,
     #[serde(default)]
-    request: Option<Value>,
+    request: Option<serde::de::IgnoredAny>,
+}
+
+/// The request itself, decoded straight from the body (the pod is built once).
+#[derive(Deserialize)]
+struct WithRequest {
+    request: AdmissionRequest,
 }
 
 /// Decodes a review body.
 pub fn decode(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
-    if !value.is_object() {
+    // serde would also accept a JSON array for a struct: only an object is a review.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ReviewError::Malformed("expected a JSON object".to_owned()));
     }
     let envelope: Envelope =
-        serde_json::from_value(value).map_err(|e| ReviewError::Malformed(e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
     match envelope.api_version.as_deref() {
         Some(API_VERSION) => {}
         other => {
@@ -117,8 +124,10 @@ pub fn decode(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
         Some("AdmissionReview") => {}
         other => return Err(ReviewError::Kind(other.unwrap_or_default().to_owned())),
     }
-    let request = envelope.request.ok_or(ReviewError::NoRequest)?;
-    let request: AdmissionRequest = serde_json::from_value(request)
+    if envelope.request.is_none() {
+        return Err(ReviewError::NoRequest);
+    }
+    let WithRequest { request } = serde_json::from_slice(body)
         .map_err(|e| ReviewError::Malformed(format!("request: {e}")))?;
     if request.uid.is_empty() {
         return Err(ReviewError::Malformed("request.uid is empty".to_owned()));

@@ -221,24 +221,8 @@ async fn main() {
     closed_loop(&h2, &target, warm[200..].to_vec(), pid).await;
 
     let rest = assertions.split_off(CLOSED_LOOP);
-    // KEYLESS_BENCH_PERF=FILE: a `perf record -g` of the server during the HTTP/1.1 phase.
-    let perf = std::env::var("KEYLESS_BENCH_PERF").ok().map(|out| {
-        std::process::Command::new("perf")
-            .args([
-                "record",
-                "--call-graph",
-                "dwarf,32768",
-                "-F",
-                "1500",
-                "-q",
-                "-o",
-                &out,
-                "-p",
-                &pid.to_string(),
-            ])
-            .spawn()
-            .unwrap()
-    });
+    // KEYLESS_BENCH_PERF=FILE: a profile of the server during the HTTP/1.1 phase.
+    let perf = support::perf_record(pid);
     let (h1_wall, h1_cpu) = closed_loop(&h1, &target, assertions, pid).await;
     if let Some(p) = perf {
         support::interrupt_and_wait(p);

@@ -204,7 +204,12 @@ async fn main() {
     closed_loop(&h2, &url, 1_000, 1_000, pid).await;
 
     let mut next = 2_000;
+    // KEYLESS_BENCH_PERF=FILE: a profile of the webhook during the HTTP/1.1 phase.
+    let perf = support::perf_record(pid);
     let (h1_wall, h1_cpu) = closed_loop(&h1, &url, next, CLOSED_LOOP, pid).await;
+    if let Some(p) = perf {
+        support::interrupt_and_wait(p);
+    }
     next += CLOSED_LOOP;
     let (h2_wall, h2_cpu) = closed_loop(&h2, &url, next, CLOSED_LOOP, pid).await;
     next += CLOSED_LOOP;

@@ -330,3 +330,29 @@ where
     all.sort();
     all
 }
+
+/// With `KEYLESS_BENCH_PERF=FILE` set, starts `perf record` (DWARF call graphs) of
+/// process `pid` into FILE; stop it with [`interrupt_and_wait`] after the phase to
+/// profile.
+pub fn perf_record(pid: u32) -> Option<std::process::Child> {
+    let out = std::env::var("KEYLESS_BENCH_PERF").ok()?;
+    let pid = pid.to_string();
+    let args = [
+        "record",
+        "--call-graph",
+        "dwarf,32768",
+        "-F",
+        "1500",
+        "-q",
+        "-o",
+        &out,
+        "-p",
+        &pid,
+    ];
+    Some(
+        std::process::Command::new("perf")
+            .args(args)
+            .spawn()
+            .unwrap(),
+    )
+}
