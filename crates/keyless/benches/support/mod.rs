@@ -291,8 +291,9 @@ where
 }
 
 /// Open loop: requests arrive at `rate` per second, spread evenly over `workers`
-/// tasks whatever the server's pace; each latency is measured from the request's
-/// scheduled start (so queueing counts, no coordinated omission).
+/// tasks whatever the server's pace; a request sent late because the previous answer
+/// was slow is timed from its scheduled start (queueing counts: no coordinated
+/// omission).
 pub async fn open_loop<T, F, Fut>(
     items: Vec<T>,
     workers: usize,
@@ -316,9 +317,18 @@ where
             let mut lat = Vec::with_capacity(pile.len());
             for (i, item) in pile.into_iter().enumerate() {
                 let due = t0 + offset + interval * i as u32;
-                tokio::time::sleep_until(due).await;
+                // Behind schedule (earlier answers were slow): the wait counts, from
+                // `due`. Ahead: sleep, and count from the wake-up, because tokio's
+                // timer wakes up to a millisecond late and that is the client's delay,
+                // not the server's.
+                let start = if tokio::time::Instant::now() < due {
+                    tokio::time::sleep_until(due).await;
+                    tokio::time::Instant::now()
+                } else {
+                    due
+                };
                 send(item).await;
-                lat.push(due.elapsed());
+                lat.push(start.elapsed());
             }
             lat
         }));
