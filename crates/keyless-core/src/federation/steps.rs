@@ -104,7 +104,7 @@ pub(crate) fn credentials_of<'s>(
 ) -> &'s [FederatedCredentialRecord] {
     snap.credentials
         .get(&identity.principal_id)
-        .map(Vec::as_slice)
+        .map(|list| list.as_slice())
         .unwrap_or(&[])
 }
 

@@ -316,7 +316,7 @@ impl Keyless {
             .snapshot()
             .credentials
             .get(&parent.principal_id)
-            .cloned()
+            .map(|list| list.to_vec())
             .unwrap_or_default();
         list.sort_by_key(|c| c.name.to_ascii_lowercase());
         Ok(list)
