@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use keyless_jose::Kek;
 use keyless_store::{
-    RoleAssignmentRecord, ServicePrincipalRecord, Store, SubscriptionRecord, TenantRecord,
+    Change, RoleAssignmentRecord, ServicePrincipalRecord, Store, SubscriptionRecord, TenantRecord,
 };
 
 use crate::clock::Clock;
@@ -197,9 +197,34 @@ impl Keyless {
         &*self.store
     }
 
-    /// Rebuilds the in-memory view after a write.
+    /// Rebuilds the whole in-memory view from the store.
     pub async fn refresh(&self) -> Result<(), keyless_store::StoreError> {
         self.view.reload(&*self.store).await
+    }
+
+    /// Applies one committed write to what this process holds in memory: the view
+    /// (by key; [`Change::Everything`] reloads it whole) and the cached secret copies.
+    /// Signing keys are left to [`Keyless::apply_from_feed`] and the key operations,
+    /// which reload the key ring themselves.
+    pub async fn apply(&self, change: &Change) -> Result<(), keyless_store::StoreError> {
+        if matches!(
+            change,
+            Change::Secrets | Change::Vault { .. } | Change::Everything
+        ) {
+            self.secret_cache.clear();
+        }
+        self.view.apply(&*self.store, change).await
+    }
+
+    /// Applies a change another process (or this one) committed, as the change feed
+    /// reports it: like [`Keyless::apply`], and [`Change::SigningKeys`] and
+    /// [`Change::Everything`] reload the key ring too.
+    pub async fn apply_from_feed(&self, change: &Change) -> Result<(), OpenError> {
+        match change {
+            Change::Everything => self.reload_all().await,
+            Change::SigningKeys => self.reload_keys().await,
+            other => Ok(self.apply(other).await?),
+        }
     }
 
     async fn reload_keys(&self) -> Result<(), OpenError> {
@@ -348,8 +373,8 @@ impl Keyless {
         self.reload_keys().await
     }
 
-    /// Starts the background work of a serving process: reloading the in-memory state
-    /// when another replica changes the database (the store's change feed), a periodic
+    /// Starts the background work of a serving process: applying to the in-memory state
+    /// what another replica changes in the database (the store's change feed), a periodic
     /// full resync as a safety net (`resync`), and housekeeping every
     /// `settings.housekeeping_interval`.
     pub fn start_background(self: &Arc<Self>, resync: std::time::Duration) {
@@ -357,9 +382,9 @@ impl Keyless {
         tokio::spawn(async move {
             match me.store.change_feed().await {
                 Ok(Some(mut feed)) => {
-                    while feed.recv().await.is_some() {
-                        if let Err(e) = me.reload_all().await {
-                            tracing::warn!(error = %e, "reload after a change notification failed");
+                    while let Some(change) = feed.recv().await {
+                        if let Err(e) = me.apply_from_feed(&change).await {
+                            tracing::warn!(error = %e, change = %change.encode(), "applying a change notification failed; the periodic resync will catch up");
                         }
                     }
                 }

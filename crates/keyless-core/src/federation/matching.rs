@@ -166,8 +166,8 @@ fn list(v: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use serde_json::json;
+    use std::sync::Arc;
 
     fn cred(
         name: &str,
@@ -246,8 +246,9 @@ mod tests {
         );
 
         let src = b.expression.clone().unwrap();
-        let compiled: Expressions =
-            [(src.clone(), Arc::new(Expression::parse(&src).unwrap()))].into_iter().collect();
+        let compiled: Expressions = [(src.clone(), Arc::new(Expression::parse(&src).unwrap()))]
+            .into_iter()
+            .collect();
         let gh_claims = json!({"sub": "repo:org/app:ref:refs/heads/main"})
             .as_object()
             .cloned()

@@ -1,6 +1,7 @@
 //! Role definitions (built-in, read-only) and role assignments.
 
 use keyless_proto::arm::RoleAssignmentPutProperties;
+use keyless_store::Change;
 use keyless_store::RoleAssignmentRecord;
 
 use super::group_not_found;
@@ -272,7 +273,10 @@ impl Keyless {
                 ),
                 other => other.into(),
             })?;
-        self.refreshed(rec).await
+        let change = Change::RoleAssignments {
+            principal_id: rec.principal_id.clone(),
+        };
+        self.applied(change, rec).await
     }
 
     /// Role assignments relevant at `scope` (at, above or below it) in the caller's
@@ -348,7 +352,10 @@ impl Keyless {
         else {
             return Ok(None);
         };
+        let change = Change::RoleAssignments {
+            principal_id: found.principal_id.clone(),
+        };
         let deleted = self.store.delete_role_assignment(&found.name).await?;
-        self.refreshed(deleted).await
+        self.applied(change, deleted).await
     }
 }

@@ -148,7 +148,10 @@ impl Snapshot {
             .iter()
             .map(|i| (i.client_id.clone(), i.clone()))
             .collect();
-        let identities_by_name = identities.iter().map(|i| (name_key(i), i.clone())).collect();
+        let identities_by_name = identities
+            .iter()
+            .map(|i| (name_key(i), i.clone()))
+            .collect();
         drop(identities);
 
         let mut expressions = Expressions::default();
@@ -308,9 +311,19 @@ impl View {
     /// before it replaces the current snapshot, so a reload never undoes a change that
     /// committed while it was loading, and a large reload does not stall writes.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        self.reload_with(store, Snapshot::load(store)).await
+    }
+
+    /// [`View::reload`] with the load given as a (not yet started) future, so a test
+    /// can hold it between reading and swapping.
+    pub async fn reload_with(
+        &self,
+        store: &dyn Store,
+        load: impl std::future::Future<Output = Result<Snapshot, StoreError>>,
+    ) -> Result<(), StoreError> {
         let _one_at_a_time = self.reload.lock().await;
         *self.changes.lock().await = Some(Vec::new());
-        let loaded = Snapshot::load(store).await;
+        let loaded = load.await;
         let mut changes = self.changes.lock().await;
         let missed = changes.take().unwrap_or_default();
         let mut fresh = loaded?;

@@ -95,8 +95,11 @@ impl Snapshot {
             self.identities_by_name.remove(&key);
             self.identities_by_client.remove(&old.client_id);
             self.refresh_credentials(store, &old.principal_id).await?;
-            let scope =
-                keyless_store::scope::identity(&old.subscription_id, &old.resource_group, &old.name);
+            let scope = keyless_store::scope::identity(
+                &old.subscription_id,
+                &old.resource_group,
+                &old.name,
+            );
             let mut affected: BTreeSet<String> = self
                 .assignments
                 .values()
@@ -137,7 +140,11 @@ impl Snapshot {
         Ok(())
     }
 
-    async fn refresh_roles(&mut self, store: &dyn Store, principal_id: &str) -> Result<(), StoreError> {
+    async fn refresh_roles(
+        &mut self,
+        store: &dyn Store,
+        principal_id: &str,
+    ) -> Result<(), StoreError> {
         let fresh = store.role_assignments_of(principal_id).await?;
         if let Some(old) = self.roles.get(principal_id).cloned() {
             for a in &old.assignments {
@@ -153,8 +160,10 @@ impl Snapshot {
             self.assignments
                 .insert(a.name.to_ascii_lowercase(), a.clone());
         }
-        self.roles
-            .insert(principal_id.to_string(), Arc::new(PrincipalRoles::new(fresh)));
+        self.roles.insert(
+            principal_id.to_string(),
+            Arc::new(PrincipalRoles::new(fresh)),
+        );
         Ok(())
     }
 }

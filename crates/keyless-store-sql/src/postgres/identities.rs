@@ -81,7 +81,15 @@ pub(super) async fn upsert_identity(
         .fetch_one(&mut *tx)
         .await?;
     let stored = identity_from_row(&row)?;
-    notify(&mut tx, &Change::Identity { subscription_id: stored.subscription_id.clone(), resource_group: stored.resource_group.clone(), name: stored.name.clone() }).await?;
+    notify(
+        &mut tx,
+        &Change::Identity {
+            subscription_id: stored.subscription_id.clone(),
+            resource_group: stored.resource_group.clone(),
+            name: stored.name.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((stored, outcome))
 }
@@ -179,7 +187,15 @@ pub(super) async fn delete_identity(
         .bind(&pid)
         .execute(&mut *tx)
         .await?;
-    notify(&mut tx, &Change::Identity { subscription_id: stored.subscription_id.clone(), resource_group: stored.resource_group.clone(), name: stored.name.clone() }).await?;
+    notify(
+        &mut tx,
+        &Change::Identity {
+            subscription_id: stored.subscription_id.clone(),
+            resource_group: stored.resource_group.clone(),
+            name: stored.name.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }

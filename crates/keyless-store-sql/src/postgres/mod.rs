@@ -133,7 +133,9 @@ impl PgStore {
 
 crate::store_impl::impl_store!(PgStore);
 
-async fn change_feed(db: &PgStore) -> Result<Option<tokio::sync::mpsc::Receiver<keyless_store::Change>>> {
+async fn change_feed(
+    db: &PgStore,
+) -> Result<Option<tokio::sync::mpsc::Receiver<keyless_store::Change>>> {
     let options = db.options.clone().application_name("keyless-listener");
     Ok(Some(feed::spawn(options, ACQUIRE_TIMEOUT)))
 }

@@ -26,7 +26,13 @@ pub(super) async fn insert_role_assignment(db: &PgStore, ra: &RoleAssignmentReco
     .execute(&mut *tx)
     .await
     .map_err(|e| write_error(e, "the role assignment already exists", "scope"))?;
-    notify(&mut tx, &Change::RoleAssignments { principal_id: ra.principal_id.clone() }).await?;
+    notify(
+        &mut tx,
+        &Change::RoleAssignments {
+            principal_id: ra.principal_id.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -62,7 +68,13 @@ pub(super) async fn delete_role_assignment(
         .await?;
     let Some(row) = row else { return Ok(None) };
     let rec = role_assignment_from_row(&row)?;
-    notify(&mut tx, &Change::RoleAssignments { principal_id: rec.principal_id.clone() }).await?;
+    notify(
+        &mut tx,
+        &Change::RoleAssignments {
+            principal_id: rec.principal_id.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(Some(rec))
 }

@@ -143,7 +143,14 @@ pub(super) async fn upsert_resource_group(
             .fetch_one(&mut *tx)
             .await?;
     let stored = resource_group_from_row(&row)?;
-    notify(&mut tx, &Change::ResourceGroup { subscription_id: stored.subscription_id.clone(), name: stored.name.clone() }).await?;
+    notify(
+        &mut tx,
+        &Change::ResourceGroup {
+            subscription_id: stored.subscription_id.clone(),
+            name: stored.name.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((stored, outcome(exists)))
 }

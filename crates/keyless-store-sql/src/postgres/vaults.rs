@@ -85,7 +85,13 @@ pub(super) async fn upsert_vault(
         .fetch_one(&mut *tx)
         .await?;
     let stored = vault_from_row(&row)?;
-    notify(&mut tx, &Change::Vault { name: stored.name.clone() }).await?;
+    notify(
+        &mut tx,
+        &Change::Vault {
+            name: stored.name.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((stored, outcome(exists)))
 }

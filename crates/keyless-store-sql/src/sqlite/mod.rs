@@ -87,7 +87,9 @@ impl SqliteStore {
 
 crate::store_impl::impl_store!(SqliteStore);
 
-async fn change_feed(_db: &SqliteStore) -> Result<Option<tokio::sync::mpsc::Receiver<keyless_store::Change>>> {
+async fn change_feed(
+    _db: &SqliteStore,
+) -> Result<Option<tokio::sync::mpsc::Receiver<keyless_store::Change>>> {
     // One process owns an SQLite database: its own writes refresh its view.
     Ok(None)
 }
