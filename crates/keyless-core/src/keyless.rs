@@ -184,6 +184,16 @@ impl Keyless {
                 "Sign-in records dropped (buffer full or write failed).",
                 self.signins.dropped(),
             ),
+            (
+                "keyless_view_reloads_total",
+                "Full reloads of the in-memory view (start-up, resync, change feed reconnects, rare writes).",
+                self.view.reloads(),
+            ),
+            (
+                "keyless_view_changes_applied_total",
+                "Changes applied to the in-memory view by key (writes here and on other replicas).",
+                self.view.changes_applied(),
+            ),
         ])
     }
 

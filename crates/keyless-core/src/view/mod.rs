@@ -13,6 +13,7 @@ mod sharded;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use keyless_store::{
@@ -287,6 +288,9 @@ pub struct View {
     changes: tokio::sync::Mutex<Option<Vec<Change>>>,
     // Serialises full reloads.
     reload: tokio::sync::Mutex<()>,
+    // Full reloads and applied changes so far (reported in `/metrics`).
+    reloads: AtomicU64,
+    applied: AtomicU64,
 }
 
 impl View {
@@ -296,7 +300,19 @@ impl View {
             current: ArcSwap::from_pointee(initial),
             changes: tokio::sync::Mutex::new(None),
             reload: tokio::sync::Mutex::new(()),
+            reloads: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
         }
+    }
+
+    /// Full reloads so far.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Changes applied by key so far.
+    pub fn changes_applied(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
     }
 
     /// The current snapshot (cheap; lock-free).
@@ -332,6 +348,7 @@ impl View {
             fresh.refresh(store, change).await?;
         }
         self.current.store(Arc::new(fresh));
+        self.reloads.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -350,6 +367,7 @@ impl View {
         let mut next = Snapshot::clone(&self.current.load());
         next.refresh(store, change).await?;
         self.current.store(Arc::new(next));
+        self.applied.fetch_add(1, Ordering::Relaxed);
         if let Some(recorded) = changes.as_mut() {
             recorded.push(change.clone());
         }
