@@ -267,7 +267,9 @@ impl Keyless {
             Err(e) => Err(e),
             Ok(()) => Ok(true),
         };
-        ignore_conflict(
+        // Whether this start wrote anything the view holds (a restart writes nothing,
+        // and then the view loaded by `open` is current: no second full load).
+        let mut wrote = ignore_conflict(
             self.store
                 .insert_tenant(&TenantRecord {
                     id: tenant_id.clone(),
@@ -276,7 +278,7 @@ impl Keyless {
                 })
                 .await,
         )?;
-        ignore_conflict(
+        wrote |= ignore_conflict(
             self.store
                 .insert_subscription(&SubscriptionRecord {
                     id: subscription_id.clone(),
@@ -290,6 +292,7 @@ impl Keyless {
             .store
             .meta_put_if_absent("bootstrap_admin_client", &new_guid()?)
             .await?;
+        let admin_client = client_id.clone();
         let existing = self
             .store
             .all_service_principals()
@@ -316,6 +319,7 @@ impl Keyless {
                     })
                     .await,
             )?;
+            wrote |= inserted;
             if inserted {
                 let sub_scope = crate::ids::subscription_id(&subscription_id);
                 for (scope, role) in [
@@ -349,7 +353,16 @@ impl Keyless {
                 });
             }
         }
-        self.refresh().await?;
+        // Another replica may have bootstrapped after this one loaded its view.
+        let snap = self.snapshot();
+        let complete = snap.tenants.contains(&tenant_id)
+            && snap.subscriptions.contains_key(&subscription_id)
+            && snap.service_principals.values().any(|sp| {
+                sp.client_id == admin_client && !snap.grants_of(&sp.principal_id).is_empty()
+            });
+        if wrote || !complete {
+            self.refresh().await?;
+        }
         self.ensure_signing_keys().await?;
         Ok(created)
     }

@@ -224,7 +224,7 @@ struct Normal {
     subscriptions: BTreeMap<String, SubscriptionRecord>,
     by_client: BTreeMap<String, IdentityRecord>,
     by_name: BTreeMap<(String, String, String), IdentityRecord>,
-    credentials: BTreeMap<String, Vec<(String, String, Option<String>, Option<String>)>>,
+    credentials: BTreeMap<String, Vec<String>>,
     roles: BTreeMap<String, Vec<(RoleAssignmentRecord, String, String)>>,
     assignments: BTreeMap<String, RoleAssignmentRecord>,
     vaults: BTreeMap<String, String>,
@@ -255,17 +255,7 @@ fn normal(s: &Snapshot) -> Normal {
             .credentials
             .iter()
             .map(|(k, list)| {
-                let mut v: Vec<_> = list
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.name.to_ascii_lowercase(),
-                            format!("{c:?}"),
-                            c.subject.clone(),
-                            c.expression.clone(),
-                        )
-                    })
-                    .collect();
+                let mut v: Vec<String> = list.iter().map(|c| format!("{c:?}")).collect();
                 v.sort();
                 (k.clone(), v)
             })
