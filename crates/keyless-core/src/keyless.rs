@@ -232,9 +232,17 @@ impl Keyless {
     pub async fn apply_from_feed(&self, change: &Change) -> Result<(), OpenError> {
         match change {
             Change::Everything => self.reload_all().await,
-            Change::SigningKeys => self.reload_keys().await,
+            Change::SigningKeys => self.reload_keys_between_writes().await,
             other => Ok(self.apply(other).await?),
         }
+    }
+
+    /// Reloads the key ring, but not in the middle of a local key operation: a
+    /// notification for a rotation's first write, read and stored after the rotation's
+    /// own reload, would otherwise leave the ring of a half-done rotation in place.
+    async fn reload_keys_between_writes(&self) -> Result<(), OpenError> {
+        let _guard = self.key_writes.lock().await;
+        self.reload_keys().await
     }
 
     async fn reload_keys(&self) -> Result<(), OpenError> {
@@ -393,7 +401,7 @@ impl Keyless {
     pub async fn reload_all(&self) -> Result<(), OpenError> {
         self.secret_cache.clear();
         self.view.reload(&*self.store).await?;
-        self.reload_keys().await
+        self.reload_keys_between_writes().await
     }
 
     /// Starts the background work of a serving process: applying to the in-memory state
