@@ -275,18 +275,7 @@ async fn main() {
     // KEYLESS_BENCH_PERF=FILE: a `perf record -g` of the server during the HTTP/1.1 phase.
     let perf = std::env::var("KEYLESS_BENCH_PERF").ok().map(|out| {
         std::process::Command::new("perf")
-            .args([
-                "record",
-                "--call-graph",
-                "dwarf,32768",
-                "-F",
-                "1500",
-                "-q",
-                "-o",
-                &out,
-                "-p",
-                &pid.to_string(),
-            ])
+            .args(["record", "--call-graph", "dwarf,32768", "-F", "1500", "-q", "-o", &out, "-p", &pid.to_string()])
             .spawn()
             .unwrap()
     });
