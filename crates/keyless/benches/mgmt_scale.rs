@@ -107,6 +107,9 @@ async fn seed(db: &Path, tenant: &str, sub: &str, issuer: &str, n: usize) -> Vec
         clients.push(cid);
     }
     tx.commit().await.unwrap();
+    // Closing the last connection checkpoints the write-ahead log into the database,
+    // as a server that had been running for a while would have it.
+    conn.close().await.unwrap();
     clients
 }
 

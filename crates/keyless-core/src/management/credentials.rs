@@ -286,7 +286,7 @@ impl Keyless {
         let parent = self.identity_in_view(&sub_id, rg, identity)?;
         self.snapshot()
             .credentials
-            .get(&parent.principal_id)
+            .get(parent.principal_id.as_str())
             .and_then(|list| {
                 list.iter()
                     .find(|c| c.name.eq_ignore_ascii_case(name))
@@ -323,7 +323,7 @@ impl Keyless {
         let mut list = self
             .snapshot()
             .credentials
-            .get(&parent.principal_id)
+            .get(parent.principal_id.as_str())
             .map(|list| list.to_vec())
             .unwrap_or_default();
         list.sort_by_key(|c| c.name.to_ascii_lowercase());

@@ -68,10 +68,11 @@ pub struct Snapshot {
     pub subscriptions: Arc<HashMap<String, SubscriptionRecord>>,
     /// Service principals by client id.
     pub service_principals: Arc<HashMap<String, ServicePrincipalRecord>>,
-    /// Identities by client id.
-    pub identities_by_client: ShardedMap<String, Arc<IdentityRecord>>,
+    /// Identities by client id. (Keys of the large maps are `Arc<str>`: copying a
+    /// shard to change one entry then copies no string.)
+    pub identities_by_client: ShardedMap<Arc<str>, Arc<IdentityRecord>>,
     /// Federated credentials by identity principal id (ordered by name).
-    pub credentials: ShardedMap<String, Arc<Vec<FederatedCredentialRecord>>>,
+    pub credentials: ShardedMap<Arc<str>, Arc<Vec<FederatedCredentialRecord>>>,
     /// Role assignments and grants by principal id.
     pub roles: ShardedMap<String, Arc<PrincipalRoles>>,
     /// Every role assignment, by (lowercase) name.
@@ -89,16 +90,22 @@ pub struct Snapshot {
     /// loads it only grows (an expression no credential uses any more stays until the
     /// next one).
     pub expressions: Expressions,
-    /// Identities by (subscription, lowercase group, lowercase name).
-    pub identities_by_name: ShardedMap<(String, String, String), Arc<IdentityRecord>>,
+    /// Identities by [`identity_key`] (subscription, lowercase group, lowercase name).
+    pub identities_by_name: ShardedMap<Arc<str>, Arc<IdentityRecord>>,
 }
 
-fn name_key(i: &IdentityRecord) -> (String, String, String) {
-    (
-        i.subscription_id.clone(),
-        i.resource_group.to_ascii_lowercase(),
-        i.name.to_ascii_lowercase(),
+/// The key of [`Snapshot::identities_by_name`]: `subscription/group/name`, group and
+/// name lowercase (none of the three contains a `/`).
+pub fn identity_key(subscription: &str, group: &str, name: &str) -> String {
+    format!(
+        "{subscription}/{}/{}",
+        group.to_ascii_lowercase(),
+        name.to_ascii_lowercase()
     )
+}
+
+fn name_key(i: &IdentityRecord) -> Arc<str> {
+    identity_key(&i.subscription_id, &i.resource_group, &i.name).into()
 }
 
 /// Compiles `src` into `into` unless it is there (a stored expression that does not
@@ -147,7 +154,7 @@ impl Snapshot {
             .collect();
         let identities_by_client = identities
             .iter()
-            .map(|i| (i.client_id.clone(), i.clone()))
+            .map(|i| (Arc::from(i.client_id.as_str()), i.clone()))
             .collect();
         let identities_by_name = identities
             .iter()
@@ -168,7 +175,7 @@ impl Snapshot {
         }
         let credentials = by_identity
             .into_iter()
-            .map(|(k, v)| (k, Arc::new(v)))
+            .map(|(k, v)| (Arc::from(k), Arc::new(v)))
             .collect();
 
         let mut by_principal: HashMap<String, Vec<Arc<RoleAssignmentRecord>>> = HashMap::new();
@@ -256,11 +263,8 @@ impl Snapshot {
         group: &str,
         name: &str,
     ) -> Option<&Arc<IdentityRecord>> {
-        self.identities_by_name.get(&(
-            subscription.to_string(),
-            group.to_ascii_lowercase(),
-            name.to_ascii_lowercase(),
-        ))
+        self.identities_by_name
+            .get(identity_key(subscription, group, name).as_str())
     }
 
     /// Grants held by a principal.

@@ -77,12 +77,8 @@ impl Snapshot {
         resource_group: &str,
         name: &str,
     ) -> Result<(), StoreError> {
-        let key = (
-            subscription_id.to_string(),
-            resource_group.to_ascii_lowercase(),
-            name.to_ascii_lowercase(),
-        );
-        let held = self.identities_by_name.get(&key).cloned();
+        let key = super::identity_key(subscription_id, resource_group, name);
+        let held = self.identities_by_name.get(key.as_str()).cloned();
         let stored = store
             .get_identity(subscription_id, resource_group, name)
             .await?;
@@ -92,8 +88,8 @@ impl Snapshot {
             // Deleted (or deleted and created again under new ids). The store took its
             // credentials, the assignments naming it and those at or below its scope
             // along: do the same here, reading each affected principal's assignments back.
-            self.identities_by_name.remove(&key);
-            self.identities_by_client.remove(&old.client_id);
+            self.identities_by_name.remove(key.as_str());
+            self.identities_by_client.remove(old.client_id.as_str());
             self.refresh_credentials(store, &old.principal_id).await?;
             let scope = keyless_store::scope::identity(
                 &old.subscription_id,
@@ -114,7 +110,7 @@ impl Snapshot {
         if let Some(new) = stored {
             let new = Arc::new(new);
             self.identities_by_client
-                .insert(new.client_id.clone(), new.clone());
+                .insert(Arc::from(new.client_id.as_str()), new.clone());
             self.identities_by_name.insert(name_key(&new), new);
         }
         Ok(())
@@ -135,7 +131,7 @@ impl Snapshot {
             self.credentials.remove(principal_id);
         } else {
             self.credentials
-                .insert(principal_id.to_string(), Arc::new(list));
+                .insert(Arc::from(principal_id), Arc::new(list));
         }
         Ok(())
     }

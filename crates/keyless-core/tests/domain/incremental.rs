@@ -223,7 +223,7 @@ struct Normal {
     tenants: Vec<String>,
     subscriptions: BTreeMap<String, SubscriptionRecord>,
     by_client: BTreeMap<String, IdentityRecord>,
-    by_name: BTreeMap<(String, String, String), IdentityRecord>,
+    by_name: BTreeMap<String, IdentityRecord>,
     credentials: BTreeMap<String, Vec<String>>,
     roles: BTreeMap<String, Vec<(RoleAssignmentRecord, String, String)>>,
     assignments: BTreeMap<String, RoleAssignmentRecord>,
@@ -244,12 +244,12 @@ fn normal(s: &Snapshot) -> Normal {
         by_client: s
             .identities_by_client
             .iter()
-            .map(|(k, v)| (k.clone(), (**v).clone()))
+            .map(|(k, v)| (k.to_string(), (**v).clone()))
             .collect(),
         by_name: s
             .identities_by_name
             .iter()
-            .map(|(k, v)| (k.clone(), (**v).clone()))
+            .map(|(k, v)| (k.to_string(), (**v).clone()))
             .collect(),
         credentials: s
             .credentials
@@ -257,7 +257,7 @@ fn normal(s: &Snapshot) -> Normal {
             .map(|(k, list)| {
                 let mut v: Vec<String> = list.iter().map(|c| format!("{c:?}")).collect();
                 v.sort();
-                (k.clone(), v)
+                (k.to_string(), v)
             })
             .collect(),
         roles: s
