@@ -611,6 +611,55 @@ async fn change_feed_signals_on_commit() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A consumer that falls behind gets every change up to the feed's queue, then one
+/// "everything" for what did not fit (and not the dropped changes themselves).
+#[tokio::test]
+async fn change_feed_overflow_becomes_everything() -> anyhow::Result<()> {
+    use keyless_store_sql::postgres::feed::QUEUE;
+    let db = test_db!();
+    let b = db.store().await;
+    let mut feed = b.change_feed().await?.expect("feed");
+    assert_eq!(
+        next_change(&mut feed, Duration::from_secs(10)).await,
+        Some(Change::Everything),
+        "listening"
+    );
+    // Distinct payloads (PostgreSQL folds identical ones within a transaction).
+    let sent = QUEUE + 50;
+    let mut conn = db.connect().await;
+    sqlx::query(
+        "SELECT pg_notify('keyless_changes', 'credentials:p' || g) FROM generate_series(1, $1) AS g",
+    )
+    .bind(i32::try_from(sent)?)
+    .execute(&mut conn)
+    .await?;
+    // Nothing to await but the queue filling up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while feed.len() < QUEUE {
+        assert!(Instant::now() < deadline, "queue filled: {}", feed.len());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // And for the listener to read the rest while the queue is full (it is not
+    // observable from here: give it a moment on this runtime).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(feed.len(), QUEUE);
+    for n in 1..=QUEUE {
+        assert_eq!(
+            feed.recv().await,
+            Some(Change::Credentials {
+                identity_principal_id: format!("p{n}")
+            })
+        );
+    }
+    assert_eq!(
+        next_change(&mut feed, Duration::from_secs(5)).await,
+        Some(Change::Everything),
+        "what did not fit is owed as one reload"
+    );
+    assert!(quiet_for(&mut feed, Duration::from_millis(300)).await);
+    Ok(())
+}
+
 /// A listener whose connection is killed reconnects by itself and says so (changes may
 /// have been missed), then delivers again.
 #[tokio::test]
