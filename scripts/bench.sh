@@ -11,7 +11,8 @@
 #   webhook        `keyless webhook` mutating realistic unique pods, one core:
 #                  CPU per admission (admissions/s per core), p99 at half the maximum rate
 #   mgmt_scale     management writes and start-up as the tenant grows (1k..100k
-#                  identities): PUT latency, time to a usable credential, start-up, RSS
+#                  identities): PUT latency, time to a usable credential, start-up, RSS,
+#                  exchange latency at 10 vs 100k (KEYLESS_BENCH_SCALE=1000,10000 for fewer)
 #   peer           a peer for scale: node-oidc-provider doing the same RS256 verify +
 #                  ES256 sign per exchange, measured like http_exchange
 #                  (benches/peer/run.sh; skipped with a reason without node/npm)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use keyless_jose::Kek;
 use keyless_store::{
-    RoleAssignmentRecord, ServicePrincipalRecord, Store, SubscriptionRecord, TenantRecord,
+    Change, RoleAssignmentRecord, ServicePrincipalRecord, Store, SubscriptionRecord, TenantRecord,
 };
 
 use crate::clock::Clock;
@@ -184,6 +184,16 @@ impl Keyless {
                 "Sign-in records dropped (buffer full or write failed).",
                 self.signins.dropped(),
             ),
+            (
+                "keyless_view_reloads_total",
+                "Full reloads of the in-memory view (start-up, resync, change feed reconnects, rare writes).",
+                self.view.reloads(),
+            ),
+            (
+                "keyless_view_changes_applied_total",
+                "Changes applied to the in-memory view by key (writes here and on other replicas).",
+                self.view.changes_applied(),
+            ),
         ])
     }
 
@@ -197,12 +207,45 @@ impl Keyless {
         &*self.store
     }
 
-    /// Rebuilds the in-memory view after a write.
+    /// Rebuilds the whole in-memory view from the store.
     pub async fn refresh(&self) -> Result<(), keyless_store::StoreError> {
         // A management write (a vault or group deleted, say) can remove secrets without
         // naming them: cached secrets must not outlive it. Such writes are rare.
         self.secret_cache.clear();
         self.view.reload(&*self.store).await
+    }
+
+    /// Applies one committed write to what this process holds in memory: the view
+    /// (by key; [`Change::Everything`] reloads it whole) and the cached secret copies.
+    /// Signing keys are left to [`Keyless::apply_from_feed`] and the key operations,
+    /// which reload the key ring themselves.
+    pub async fn apply(&self, change: &Change) -> Result<(), keyless_store::StoreError> {
+        if matches!(
+            change,
+            Change::Secrets | Change::Vault { .. } | Change::Everything
+        ) {
+            self.secret_cache.clear();
+        }
+        self.view.apply(&*self.store, change).await
+    }
+
+    /// Applies a change another process (or this one) committed, as the change feed
+    /// reports it: like [`Keyless::apply`], and [`Change::SigningKeys`] and
+    /// [`Change::Everything`] reload the key ring too.
+    pub async fn apply_from_feed(&self, change: &Change) -> Result<(), OpenError> {
+        match change {
+            Change::Everything => self.reload_all().await,
+            Change::SigningKeys => self.reload_keys_between_writes().await,
+            other => Ok(self.apply(other).await?),
+        }
+    }
+
+    /// Reloads the key ring, but not in the middle of a local key operation: a
+    /// notification for a rotation's first write, read and stored after the rotation's
+    /// own reload, would otherwise leave the ring of a half-done rotation in place.
+    async fn reload_keys_between_writes(&self) -> Result<(), OpenError> {
+        let _guard = self.key_writes.lock().await;
+        self.reload_keys().await
     }
 
     async fn reload_keys(&self) -> Result<(), OpenError> {
@@ -235,7 +278,9 @@ impl Keyless {
             Err(e) => Err(e),
             Ok(()) => Ok(true),
         };
-        ignore_conflict(
+        // Whether this start wrote anything the view holds (a restart writes nothing,
+        // and then the view loaded by `open` is current: no second full load).
+        let mut wrote = ignore_conflict(
             self.store
                 .insert_tenant(&TenantRecord {
                     id: tenant_id.clone(),
@@ -244,7 +289,7 @@ impl Keyless {
                 })
                 .await,
         )?;
-        ignore_conflict(
+        wrote |= ignore_conflict(
             self.store
                 .insert_subscription(&SubscriptionRecord {
                     id: subscription_id.clone(),
@@ -258,6 +303,7 @@ impl Keyless {
             .store
             .meta_put_if_absent("bootstrap_admin_client", &new_guid()?)
             .await?;
+        let admin_client = client_id.clone();
         let existing = self
             .store
             .all_service_principals()
@@ -284,6 +330,7 @@ impl Keyless {
                     })
                     .await,
             )?;
+            wrote |= inserted;
             if inserted {
                 let sub_scope = crate::ids::subscription_id(&subscription_id);
                 for (scope, role) in [
@@ -317,7 +364,16 @@ impl Keyless {
                 });
             }
         }
-        self.refresh().await?;
+        // Another replica may have bootstrapped after this one loaded its view.
+        let snap = self.snapshot();
+        let complete = snap.tenants.contains(&tenant_id)
+            && snap.subscriptions.contains_key(&subscription_id)
+            && snap.service_principals.values().any(|sp| {
+                sp.client_id == admin_client && !snap.grants_of(&sp.principal_id).is_empty()
+            });
+        if wrote || !complete {
+            self.refresh().await?;
+        }
         self.ensure_signing_keys().await?;
         Ok(created)
     }
@@ -348,11 +404,11 @@ impl Keyless {
     pub async fn reload_all(&self) -> Result<(), OpenError> {
         self.secret_cache.clear();
         self.view.reload(&*self.store).await?;
-        self.reload_keys().await
+        self.reload_keys_between_writes().await
     }
 
-    /// Starts the background work of a serving process: reloading the in-memory state
-    /// when another replica changes the database (the store's change feed), a periodic
+    /// Starts the background work of a serving process: applying to the in-memory state
+    /// what another replica changes in the database (the store's change feed), a periodic
     /// full resync as a safety net (`resync`), and housekeeping every
     /// `settings.housekeeping_interval`.
     pub fn start_background(self: &Arc<Self>, resync: std::time::Duration) {
@@ -360,9 +416,9 @@ impl Keyless {
         tokio::spawn(async move {
             match me.store.change_feed().await {
                 Ok(Some(mut feed)) => {
-                    while feed.recv().await.is_some() {
-                        if let Err(e) = me.reload_all().await {
-                            tracing::warn!(error = %e, "reload after a change notification failed");
+                    while let Some(change) = feed.recv().await {
+                        if let Err(e) = me.apply_from_feed(&change).await {
+                            tracing::warn!(error = %e, change = %change.encode(), "applying a change notification failed; the periodic resync will catch up");
                         }
                     }
                 }

@@ -36,6 +36,7 @@ macro_rules! impl_store {
             identities::all_service_principals() -> Vec<keyless_store::ServicePrincipalRecord>;
             rbac::insert_role_assignment(ra: &keyless_store::RoleAssignmentRecord) -> ();
             rbac::all_role_assignments() -> Vec<keyless_store::RoleAssignmentRecord>;
+            rbac::role_assignments_of(principal_id: &str) -> Vec<keyless_store::RoleAssignmentRecord>;
             rbac::delete_role_assignment(name: &str) -> Option<keyless_store::RoleAssignmentRecord>;
             keys::insert_signing_key(key: &keyless_store::SigningKeyRecord) -> ();
             keys::retire_signing_key(kid: &str, at: i64) -> ();
@@ -79,7 +80,7 @@ macro_rules! forward {
 
             async fn change_feed(
                 &self,
-            ) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, keyless_store::StoreError> {
+            ) -> Result<Option<tokio::sync::mpsc::Receiver<keyless_store::Change>>, keyless_store::StoreError> {
                 change_feed(self).await.map_err(Into::into)
             }
 

@@ -67,6 +67,7 @@ macro_rules! conformance_tests {
             role_assignment_rules_are_unique
             role_assignment_delete_returns_the_row_once
             role_assignments_are_listed_in_creation_order
+            role_assignments_of_one_principal
             deleting_a_group_cascades
             deleting_rg1_leaves_rg10_assignments
             deleting_an_identity_removes_assignments_on_it

@@ -117,7 +117,7 @@ macro_rules! with_deadline {
 
             async fn change_feed(
                 &self,
-            ) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError> {
+            ) -> Result<Option<tokio::sync::mpsc::Receiver<crate::Change>>, StoreError> {
                 self.run("change_feed", self.inner.change_feed()).await
             }
 
@@ -155,6 +155,7 @@ with_deadline! {
     all_service_principals() -> Vec<crate::ServicePrincipalRecord>;
     insert_role_assignment(ra: &crate::RoleAssignmentRecord) -> ();
     all_role_assignments() -> Vec<crate::RoleAssignmentRecord>;
+    role_assignments_of(principal_id: &str) -> Vec<crate::RoleAssignmentRecord>;
     delete_role_assignment(name: &str) -> Option<crate::RoleAssignmentRecord>;
     insert_signing_key(key: &crate::SigningKeyRecord) -> ();
     retire_signing_key(kid: &str, at: i64) -> ();

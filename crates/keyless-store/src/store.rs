@@ -143,6 +143,11 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_role_assignment(&self, ra: &RoleAssignmentRecord) -> Result<(), StoreError>;
     /// Every role assignment.
     async fn all_role_assignments(&self) -> Result<Vec<RoleAssignmentRecord>, StoreError>;
+    /// The role assignments naming one principal (for refreshing the view by change).
+    async fn role_assignments_of(
+        &self,
+        principal_id: &str,
+    ) -> Result<Vec<RoleAssignmentRecord>, StoreError>;
     /// Deletes a role assignment by name; returns the deleted row.
     async fn delete_role_assignment(
         &self,
@@ -222,11 +227,14 @@ pub trait Store: Send + Sync + 'static {
     /// Purges every soft-deleted secret whose purge time has come; returns how many.
     async fn purge_expired_secrets(&self, now: i64) -> Result<u64, StoreError>;
 
-    /// A feed of "something changed" signals written by *other* processes sharing this
-    /// database (replicas), so the caller can reload its in-memory view. `None` when the
-    /// backend has no other writers (SQLite: one process). A signal is also sent after a
-    /// lost connection is re-established, since changes may have been missed.
-    async fn change_feed(&self) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError>;
+    /// A feed of the changes committed by *other* processes sharing this database
+    /// (replicas; a process may also see its own), so the caller can refresh its
+    /// in-memory view. `None` when the backend has no other writers (SQLite: one
+    /// process). [`Change::Everything`] is sent when changes may have been missed: after
+    /// a lost connection is re-established, or when the receiver fell behind.
+    async fn change_feed(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<crate::Change>>, StoreError>;
 
     /// Whether the database answers now (a cheap round trip), for health reporting.
     async fn ping(&self) -> Result<(), StoreError>;

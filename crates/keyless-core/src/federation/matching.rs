@@ -2,8 +2,6 @@
 //! explaining a miss: which field differs, and the closest credential.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::Arc;
 
 use keyless_store::FederatedCredentialRecord;
 use serde_json::{Map, Value};
@@ -11,6 +9,7 @@ use serde_json::{Map, Value};
 use crate::expression::Expression;
 use crate::grant::{GrantError, OAuthError};
 use crate::names::printable;
+use crate::view::Expressions;
 
 /// The verified facts of an assertion that matching looks at.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +25,7 @@ pub struct Presented<'a> {
 }
 
 fn compiled_expression<'e>(
-    compiled: &'e HashMap<String, Arc<Expression>>,
+    compiled: &'e Expressions,
     src: &str,
 ) -> Result<Cow<'e, Expression>, crate::expression::ExpressionError> {
     match compiled.get(src) {
@@ -54,7 +53,7 @@ pub fn for_issuer<'a>(
 pub fn find_match<'a>(
     creds: &[&'a FederatedCredentialRecord],
     p: &Presented<'_>,
-    compiled: &HashMap<String, Arc<Expression>>,
+    compiled: &Expressions,
 ) -> Result<&'a FederatedCredentialRecord, GrantError> {
     let by_audience: Vec<&FederatedCredentialRecord> = creds
         .iter()
@@ -168,6 +167,7 @@ fn list(v: &[String]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::sync::Arc;
 
     fn cred(
         name: &str,
@@ -207,7 +207,7 @@ mod tests {
             .cloned()
             .unwrap();
         let aud = vec!["api://AzureADTokenExchange".to_string()];
-        let none = HashMap::new();
+        let none = Expressions::default();
         let p = Presented {
             issuer: "https://iss",
             subject: "system:serviceaccount:prod:App",
@@ -246,7 +246,9 @@ mod tests {
         );
 
         let src = b.expression.clone().unwrap();
-        let compiled = HashMap::from([(src.clone(), Arc::new(Expression::parse(&src).unwrap()))]);
+        let compiled: Expressions = [(src.clone(), Arc::new(Expression::parse(&src).unwrap()))]
+            .into_iter()
+            .collect();
         let gh_claims = json!({"sub": "repo:org/app:ref:refs/heads/main"})
             .as_object()
             .cloned()

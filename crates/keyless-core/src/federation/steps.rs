@@ -92,7 +92,7 @@ pub(crate) fn identity<'s>(
     client_id: &str,
 ) -> Result<&'s Arc<IdentityRecord>, GrantError> {
     snap.identities_by_client
-        .get(&client_id.to_ascii_lowercase())
+        .get(client_id.to_ascii_lowercase().as_str())
         .filter(|i| i.tenant_id == tenant)
         .ok_or_else(|| unknown_client(client_id, tenant))
 }
@@ -103,8 +103,8 @@ pub(crate) fn credentials_of<'s>(
     identity: &IdentityRecord,
 ) -> &'s [FederatedCredentialRecord] {
     snap.credentials
-        .get(&identity.principal_id)
-        .map(Vec::as_slice)
+        .get(identity.principal_id.as_str())
+        .map(|list| list.as_slice())
         .unwrap_or(&[])
 }
 

@@ -2,6 +2,7 @@
 //! issuer's tokens.
 
 use keyless_proto::arm::FederatedCredentialProperties;
+use keyless_store::Change;
 use keyless_store::{FederatedCredentialRecord, UpsertOutcome};
 use serde_json::Value;
 
@@ -216,9 +217,13 @@ impl Keyless {
                 keyless_store::StoreError::ParentNotFound(_) => identity_not_found(rg, identity),
                 other => other.into(),
             })?;
-        self.refresh().await?;
+        let change = Change::Credentials {
+            identity_principal_id: parent.principal_id.clone(),
+        };
+        self.apply(&change).await?;
         // A role assignment committed to the identity after `decided_on` was taken but
-        // before our write is in the reloaded view: check again, and take the write
+        // before our write is in the updated view (applying a credential change reads
+        // the identity's role assignments back too): check again, and take the write
         // back if the caller could not have granted it.
         let after = self.snapshot();
         if let Err(refused) =
@@ -254,7 +259,10 @@ impl Keyless {
             tracing::error!(credential = %name, identity = %principal_id, error = %e, "could not take back a federated credential write refused by the escalation rule");
             return Err(e.into());
         }
-        self.refresh().await?;
+        self.apply(&Change::Credentials {
+            identity_principal_id: principal_id.to_string(),
+        })
+        .await?;
         Ok(())
     }
 
@@ -278,7 +286,7 @@ impl Keyless {
         let parent = self.identity_in_view(&sub_id, rg, identity)?;
         self.snapshot()
             .credentials
-            .get(&parent.principal_id)
+            .get(parent.principal_id.as_str())
             .and_then(|list| {
                 list.iter()
                     .find(|c| c.name.eq_ignore_ascii_case(name))
@@ -315,8 +323,8 @@ impl Keyless {
         let mut list = self
             .snapshot()
             .credentials
-            .get(&parent.principal_id)
-            .cloned()
+            .get(parent.principal_id.as_str())
+            .map(|list| list.to_vec())
             .unwrap_or_default();
         list.sort_by_key(|c| c.name.to_ascii_lowercase());
         Ok(list)
@@ -343,7 +351,10 @@ impl Keyless {
             .store
             .delete_federated_credential(&parent.principal_id, name)
             .await?;
-        self.refreshed(deleted).await
+        let change = Change::Credentials {
+            identity_principal_id: parent.principal_id.clone(),
+        };
+        self.applied(change, deleted).await
     }
 }
 

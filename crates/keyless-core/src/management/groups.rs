@@ -1,5 +1,6 @@
 //! Resource groups.
 
+use keyless_store::Change;
 use std::sync::Arc;
 
 use keyless_store::{ResourceGroupRecord, UpsertOutcome};
@@ -90,7 +91,11 @@ impl Keyless {
             created_at: self.now(),
         };
         let out = self.store.upsert_resource_group(&rec).await?;
-        self.refreshed(out).await
+        let change = Change::ResourceGroup {
+            subscription_id: out.0.subscription_id.clone(),
+            name: out.0.name.clone(),
+        };
+        self.applied(change, out).await
     }
 
     /// Reads a resource group.
@@ -157,7 +162,8 @@ impl Keyless {
             "Microsoft.Resources/subscriptions/resourceGroups/delete",
         )?;
         let deleted = self.store.delete_resource_group(&sub, name).await?;
-        self.refreshed(deleted).await
+        // Rare, and it takes identities, credentials, vaults and role assignments along.
+        self.applied(Change::Everything, deleted).await
     }
 
     /// Resolves a group the caller can see, or 404.

@@ -1,5 +1,6 @@
 //! User-assigned managed identities.
 
+use keyless_store::Change;
 use keyless_store::{IdentityRecord, UpsertOutcome};
 use serde_json::{Map, Value};
 
@@ -74,7 +75,12 @@ impl Keyless {
             created_at: self.now(),
         };
         let out = self.store.upsert_identity(&rec).await?;
-        self.refreshed(out).await
+        let change = Change::Identity {
+            subscription_id: out.0.subscription_id.clone(),
+            resource_group: out.0.resource_group.clone(),
+            name: out.0.name.clone(),
+        };
+        self.applied(change, out).await
     }
 
     /// Reads an identity.
@@ -140,6 +146,11 @@ impl Keyless {
         self.authorize(caller, &identity_id(&sub, rg, name), DELETE)?;
         self.existing_group(&sub, rg).await?;
         let deleted = self.store.delete_identity(&sub, rg, name).await?;
-        self.refreshed(deleted).await
+        let change = Change::Identity {
+            subscription_id: sub,
+            resource_group: rg.to_string(),
+            name: name.to_string(),
+        };
+        self.applied(change, deleted).await
     }
 }

@@ -1,5 +1,6 @@
 //! Management-plane operations (ARM-compatible): validation, authorisation, storage,
-//! and a view refresh so a change takes effect at once.
+//! and a view update (the write's [`Change`](keyless_store::Change)) so a change takes
+//! effect at once.
 
 mod credentials;
 mod escalation;
@@ -118,8 +119,14 @@ impl Keyless {
         }
     }
 
-    pub(crate) async fn refreshed<T>(&self, value: T) -> Result<T, ManagementError> {
-        self.refresh().await?;
+    /// Applies a committed write's change to the view (so it takes effect at once),
+    /// then gives back `value`.
+    pub(crate) async fn applied<T>(
+        &self,
+        change: keyless_store::Change,
+        value: T,
+    ) -> Result<T, ManagementError> {
+        self.apply(&change).await?;
         Ok(value)
     }
 }

@@ -1,6 +1,7 @@
 //! Role definitions (built-in, read-only) and role assignments.
 
 use keyless_proto::arm::RoleAssignmentPutProperties;
+use keyless_store::Change;
 use keyless_store::RoleAssignmentRecord;
 
 use super::group_not_found;
@@ -233,7 +234,7 @@ impl Keyless {
                 ),
             ));
         }
-        if let Some(existing) = snap.assignments.iter().find(|a| a.name == name) {
+        if let Some(existing) = snap.assignment(&name) {
             let same = existing.principal_id == input.principal_id
                 && same_id(&existing.scope, scope.id())
                 && existing
@@ -242,7 +243,7 @@ impl Keyless {
                     .ends_with(input.role.id);
             if same {
                 // PUT is idempotent: the same assignment again is a success.
-                return Ok(existing.clone());
+                return Ok((**existing).clone());
             }
             return Err(ManagementError::conflict(
                 "RoleAssignmentUpdateNotPermitted",
@@ -272,7 +273,10 @@ impl Keyless {
                 ),
                 other => other.into(),
             })?;
-        self.refreshed(rec).await
+        let change = Change::RoleAssignments {
+            principal_id: rec.principal_id.clone(),
+        };
+        self.applied(change, rec).await
     }
 
     /// Role assignments relevant at `scope` (at, above or below it) in the caller's
@@ -287,18 +291,21 @@ impl Keyless {
         let scope = self.checked_scope(caller, scope, ASSIGN_READ).await?;
         let scope = scope.id();
         let principal = principal.map(str::to_ascii_lowercase);
-        Ok(self
-            .snapshot()
+        let snap = self.snapshot();
+        let mut found: Vec<RoleAssignmentRecord> = snap
             .assignments
-            .iter()
+            .values()
             .filter(|a| a.tenant_id == caller.tenant_id)
             .filter(|a| {
                 scope_contains(&a.scope, scope)
                     || (!at_scope_only && scope_contains(scope, &a.scope))
             })
             .filter(|a| principal.as_ref().is_none_or(|p| &a.principal_id == p))
-            .cloned()
-            .collect())
+            .map(|a| (**a).clone())
+            .collect();
+        // The store's order (the view's maps have none).
+        found.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        Ok(found)
     }
 
     /// One role assignment by scope and name.
@@ -310,14 +317,9 @@ impl Keyless {
     ) -> Result<RoleAssignmentRecord, ManagementError> {
         let scope = self.checked_scope(caller, scope, ASSIGN_READ).await?;
         self.snapshot()
-            .assignments
-            .iter()
-            .find(|a| {
-                a.tenant_id == caller.tenant_id
-                    && a.name.eq_ignore_ascii_case(name)
-                    && same_id(&a.scope, scope.id())
-            })
-            .cloned()
+            .assignment(name)
+            .filter(|a| a.tenant_id == caller.tenant_id && same_id(&a.scope, scope.id()))
+            .map(|a| (**a).clone())
             .ok_or_else(|| {
                 ManagementError::not_found(
                     "RoleAssignmentNotFound",
@@ -344,14 +346,16 @@ impl Keyless {
         })?;
         let scope = self.checked_scope(caller, scope, ASSIGN_DELETE).await?;
         let snap = self.snapshot();
-        let Some(found) = snap.assignments.iter().find(|a| {
-            a.tenant_id == caller.tenant_id
-                && a.name.eq_ignore_ascii_case(name)
-                && same_id(&a.scope, scope.id())
-        }) else {
+        let Some(found) = snap
+            .assignment(name)
+            .filter(|a| a.tenant_id == caller.tenant_id && same_id(&a.scope, scope.id()))
+        else {
             return Ok(None);
         };
+        let change = Change::RoleAssignments {
+            principal_id: found.principal_id.clone(),
+        };
         let deleted = self.store.delete_role_assignment(&found.name).await?;
-        self.refreshed(deleted).await
+        self.applied(change, deleted).await
     }
 }

@@ -1,6 +1,7 @@
 //! Tenant-level federation settings: issuers trusted through a static JWKS, and the
 //! sign-in log.
 
+use keyless_store::Change;
 use keyless_store::{SignInQuery, SignInRecord, TrustedIssuerRecord, UpsertOutcome};
 use serde_json::Value;
 
@@ -73,7 +74,7 @@ impl Keyless {
                 }
                 other => other.into(),
             })?;
-        self.refreshed((rec, outcome)).await
+        self.applied(Change::Everything, (rec, outcome)).await
     }
 
     /// The caller's tenant's static issuer registrations.
@@ -119,7 +120,7 @@ impl Keyless {
             .store
             .delete_trusted_issuer(&caller.tenant_id, name)
             .await?;
-        self.refreshed(deleted).await
+        self.applied(Change::Everything, deleted).await
     }
 
     /// Queries the caller's tenant's sign-in log, newest first.

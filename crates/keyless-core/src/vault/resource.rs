@@ -1,5 +1,6 @@
 //! Vaults as management resources.
 
+use keyless_store::Change;
 use keyless_store::{UpsertOutcome, VaultRecord};
 use serde_json::{Map, Value};
 
@@ -108,7 +109,10 @@ impl Keyless {
             ),
             other => other.into(),
         })?;
-        self.refreshed(out).await
+        let change = Change::Vault {
+            name: out.0.name.clone(),
+        };
+        self.applied(change, out).await
     }
 
     /// Reads a vault of a group.
@@ -179,7 +183,8 @@ impl Keyless {
         match self.store.get_vault(name).await? {
             Some(v) if v.subscription_id == sub && v.resource_group.eq_ignore_ascii_case(rg) => {
                 let deleted = self.store.delete_vault(name).await?;
-                self.refreshed(deleted).await
+                // Takes its secrets and the role assignments on it along.
+                self.applied(Change::Everything, deleted).await
             }
             _ => Ok(false),
         }

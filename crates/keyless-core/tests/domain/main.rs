@@ -13,6 +13,7 @@ mod harness;
 mod assertion_times;
 mod escalation;
 mod explain;
+mod incremental;
 mod issuer_cache;
 mod key_rotation;
 mod matching;

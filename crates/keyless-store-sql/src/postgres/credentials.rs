@@ -4,6 +4,8 @@
 use keyless_store::{FederatedCredentialRecord, StoreError, UpsertOutcome};
 use sqlx::Row;
 
+use keyless_store::Change;
+
 use super::rows::*;
 use super::{PgStore, fic_conflict, fold, notify, outcome};
 use crate::error::Result;
@@ -90,7 +92,13 @@ pub(super) async fn upsert_federated_credential(
     .fetch_one(&mut *tx)
     .await?;
     let stored = federated_credential_from_row(&row)?;
-    notify(&mut tx, "federated_credentials").await?;
+    notify(
+        &mut tx,
+        &Change::Credentials {
+            identity_principal_id: fc.identity_principal_id.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((stored, outcome(exists)))
 }
@@ -150,7 +158,13 @@ pub(super) async fn delete_federated_credential(
     .await?;
     let deleted = done.rows_affected() > 0;
     if deleted {
-        notify(&mut tx, "federated_credentials").await?;
+        notify(
+            &mut tx,
+            &Change::Credentials {
+                identity_principal_id: identity_principal_id.to_string(),
+            },
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(deleted)

@@ -1,28 +1,32 @@
 //! The change feed: `LISTEN keyless_changes` on a dedicated connection, forwarded as
-//! coalesced `()` signals.
+//! [`Change`]s.
 //!
-//! Every write transaction of [`super::PgStore`] runs `pg_notify('keyless_changes', ...)`,
-//! which PostgreSQL delivers when (and only if) the transaction commits. A background task
-//! per feed holds a [`PgListener`] and forwards one `()` per notification into a channel of
-//! capacity 1 (`try_send`: a burst of writes becomes one pending signal, and a slow
-//! consumer never makes the task buffer).
+//! Every write transaction of [`super::PgStore`] runs `pg_notify('keyless_changes', ...)`
+//! with the change's key as payload ([`Change::encode`]), which PostgreSQL delivers when
+//! (and only if) the transaction commits. A background task per feed holds a
+//! [`PgListener`] and forwards each payload, parsed ([`Change::parse`]: anything unknown
+//! or oversized is [`Change::Everything`]), into a channel of [`QUEUE`] places. When the
+//! consumer falls behind and the channel is full, further notifications are dropped and
+//! one [`Change::Everything`] is queued as soon as there is room: the consumer reloads
+//! once instead of the task buffering without bound.
 //!
-//! The task sends a signal every time it starts listening: right after the first `LISTEN`
-//! (anything committed between the caller's initial load and that moment would otherwise
-//! be missed) and after every reconnection (notifications are not queued for a
-//! disconnected listener). A lost connection is re-established with exponential backoff
-//! ([`MIN_BACKOFF`] to [`MAX_BACKOFF`]). A connection that goes silent without an error (a
-//! network partition: no RST, no FIN) is caught by a heartbeat: after [`HEARTBEAT`]
-//! without a notification the task runs `SELECT 1` on the listening connection and
-//! reconnects when that does not answer within [`PING_TIMEOUT`].
+//! The task sends [`Change::Everything`] every time it starts listening: right after the
+//! first `LISTEN` (anything committed between the caller's initial load and that moment
+//! would otherwise be missed) and after every reconnection (notifications are not queued
+//! for a disconnected listener). A lost connection is re-established with exponential
+//! backoff ([`MIN_BACKOFF`] to [`MAX_BACKOFF`]). A connection that goes silent without an
+//! error (a network partition: no RST, no FIN) is caught by a heartbeat: after
+//! [`HEARTBEAT`] without a notification the task runs `SELECT 1` on the listening
+//! connection and reconnects when that does not answer within [`PING_TIMEOUT`].
 //!
 //! The process that writes also receives its own notifications (its listener is just
-//! another session); that costs one redundant reload of its in-memory view.
+//! another session); that costs one redundant refresh of the key it changed.
 //!
 //! The task ends when the receiver is dropped.
 
 use std::time::Duration;
 
+use keyless_store::Change;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
@@ -38,9 +42,16 @@ pub const HEARTBEAT: Duration = Duration::from_secs(30);
 /// How long that check may take before the connection is considered dead.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Starts the listener task and returns the signal receiver.
-pub(super) fn spawn(options: PgConnectOptions, connect_timeout: Duration) -> mpsc::Receiver<()> {
-    let (tx, rx) = mpsc::channel(1);
+/// Changes queued for a slow consumer before the feed falls back to one
+/// [`Change::Everything`].
+pub const QUEUE: usize = 1024;
+
+/// Starts the listener task and returns the change receiver.
+pub(super) fn spawn(
+    options: PgConnectOptions,
+    connect_timeout: Duration,
+) -> mpsc::Receiver<Change> {
+    let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(run(options, connect_timeout, tx));
     rx
 }
@@ -53,14 +64,15 @@ enum Stop {
     Lost(String),
 }
 
-async fn run(options: PgConnectOptions, connect_timeout: Duration, tx: mpsc::Sender<()>) {
+async fn run(options: PgConnectOptions, connect_timeout: Duration, tx: mpsc::Sender<Change>) {
     let mut backoff = MIN_BACKOFF;
     loop {
         match listen(&options, connect_timeout).await {
             Ok(mut listener) => {
                 backoff = MIN_BACKOFF;
-                // Changes committed while nobody listened are unknown: reload once.
-                if signal(&tx).is_err() {
+                // Changes committed while nobody listened are unknown: reload once. This
+                // one must arrive, so it waits for room.
+                if tx.send(Change::Everything).await.is_err() {
                     return;
                 }
                 match pump(&mut listener, &tx).await {
@@ -104,19 +116,37 @@ async fn listen(
 }
 
 /// Forwards notifications until the connection is lost or the receiver is dropped.
-async fn pump(listener: &mut PgListener, tx: &mpsc::Sender<()>) -> Stop {
+async fn pump(listener: &mut PgListener, tx: &mpsc::Sender<Change>) -> Stop {
+    // Set when a change could not be queued: one `Everything` is owed to the consumer
+    // and sent as soon as there is room; changes arriving meanwhile are covered by it.
+    let mut owed = false;
     loop {
         // `try_recv` only waits for the next message here (the listener never reconnects
-        // by itself), which sqlx keeps cancel-safe, so a timeout or a closed receiver may
-        // interrupt it.
+        // by itself), which sqlx keeps cancel-safe, so a timeout, a closed receiver or
+        // room in the channel may interrupt it.
         let next = tokio::select! {
             _ = tx.closed() => return Stop::Closed,
+            permit = tx.reserve(), if owed => {
+                match permit {
+                    Ok(permit) => {
+                        permit.send(Change::Everything);
+                        owed = false;
+                        continue;
+                    }
+                    Err(_) => return Stop::Closed,
+                }
+            }
             next = tokio::time::timeout(HEARTBEAT, listener.try_recv()) => next,
         };
         match next {
-            Ok(Ok(Some(_notification))) => {
-                if signal(tx).is_err() {
-                    return Stop::Closed;
+            Ok(Ok(Some(notification))) => {
+                if owed {
+                    continue;
+                }
+                match tx.try_send(Change::parse(notification.payload())) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => owed = true,
+                    Err(TrySendError::Closed(_)) => return Stop::Closed,
                 }
             }
             Ok(Ok(None)) => return Stop::Lost("connection closed".into()),
@@ -130,13 +160,5 @@ async fn pump(listener: &mut PgListener, tx: &mpsc::Sender<()>) -> Stop {
                 }
             }
         }
-    }
-}
-
-/// Queues one signal unless one is already pending. Errs when the receiver is gone.
-fn signal(tx: &mpsc::Sender<()>) -> Result<(), ()> {
-    match tx.try_send(()) {
-        Ok(()) | Err(TrySendError::Full(())) => Ok(()),
-        Err(TrySendError::Closed(())) => Err(()),
     }
 }

@@ -5,6 +5,8 @@ use keyless_store::{IdentityRecord, ServicePrincipalRecord, StoreError, UpsertOu
 use sqlx::Row;
 
 use super::rbac::{delete_assignments_at_or_below, lock_role_assignments};
+use keyless_store::Change;
+
 use super::rows::*;
 use super::{PgStore, fold, notify, write_error};
 use crate::error::Result;
@@ -79,7 +81,15 @@ pub(super) async fn upsert_identity(
         .fetch_one(&mut *tx)
         .await?;
     let stored = identity_from_row(&row)?;
-    notify(&mut tx, "identities").await?;
+    notify(
+        &mut tx,
+        &Change::Identity {
+            subscription_id: stored.subscription_id.clone(),
+            resource_group: stored.resource_group.clone(),
+            name: stored.name.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((stored, outcome))
 }
@@ -177,7 +187,15 @@ pub(super) async fn delete_identity(
         .bind(&pid)
         .execute(&mut *tx)
         .await?;
-    notify(&mut tx, "identities").await?;
+    notify(
+        &mut tx,
+        &Change::Identity {
+            subscription_id: stored.subscription_id.clone(),
+            resource_group: stored.resource_group.clone(),
+            name: stored.name.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -200,7 +218,7 @@ pub(super) async fn insert_service_principal(
     .execute(&mut *tx)
     .await
     .map_err(|e| write_error(e, "service principal exists", "tenant"))?;
-    notify(&mut tx, "service_principals").await?;
+    notify(&mut tx, &Change::Everything).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -217,7 +235,7 @@ pub(super) async fn set_service_principal_secret(
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() > 0 {
-        notify(&mut tx, "service_principals").await?;
+        notify(&mut tx, &Change::Everything).await?;
     }
     tx.commit().await?;
     Ok(done.rows_affected() > 0)

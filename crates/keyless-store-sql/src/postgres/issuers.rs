@@ -3,6 +3,8 @@
 use keyless_store::{TrustedIssuerRecord, UpsertOutcome};
 
 use super::locks::advisory_lock;
+use keyless_store::Change;
+
 use super::rows::*;
 use super::{PgStore, fold, notify, outcome, write_error};
 use crate::error::Result;
@@ -56,7 +58,7 @@ pub(super) async fn upsert_trusted_issuer(
         .await
         .map_err(conflict)?;
     }
-    notify(&mut tx, "trusted_issuers").await?;
+    notify(&mut tx, &Change::Everything).await?;
     tx.commit().await?;
     Ok(outcome(exists))
 }
@@ -81,7 +83,7 @@ pub(super) async fn delete_trusted_issuer(
         .await?;
     let deleted = done.rows_affected() > 0;
     if deleted {
-        notify(&mut tx, "trusted_issuers").await?;
+        notify(&mut tx, &Change::Everything).await?;
     }
     tx.commit().await?;
     Ok(deleted)

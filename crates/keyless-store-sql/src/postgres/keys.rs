@@ -2,6 +2,8 @@
 
 use keyless_store::SigningKeyRecord;
 
+use keyless_store::Change;
+
 use super::rows::*;
 use super::{PgStore, notify, write_error};
 use crate::error::Result;
@@ -22,7 +24,7 @@ pub(super) async fn insert_signing_key(db: &PgStore, key: &SigningKeyRecord) -> 
     .execute(&mut *tx)
     .await
     .map_err(|e| write_error(e, "key id exists", "tenant"))?;
-    notify(&mut tx, "signing_keys").await?;
+    notify(&mut tx, &Change::SigningKeys).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -37,7 +39,7 @@ pub(super) async fn retire_signing_key(db: &PgStore, kid: &str, at: i64) -> Resu
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() > 0 {
-        notify(&mut tx, "signing_keys").await?;
+        notify(&mut tx, &Change::SigningKeys).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -52,7 +54,7 @@ pub(super) async fn delete_signing_keys_retired_before(db: &PgStore, before: i64
             .await?
             .rows_affected();
     if n > 0 {
-        notify(&mut tx, "signing_keys").await?;
+        notify(&mut tx, &Change::SigningKeys).await?;
     }
     tx.commit().await?;
     Ok(n)

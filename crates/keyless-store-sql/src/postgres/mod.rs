@@ -35,7 +35,8 @@
 //!   [`StoreError::ParentNotFound`], anything else (including an unreachable database)
 //!   [`StoreError::Database`].
 //! * **Change feed.** Every write that changes something runs
-//!   `pg_notify('keyless_changes', <table>)` inside its transaction, so the notification
+//!   `pg_notify('keyless_changes', <change>)` inside its transaction (the change's key,
+//!   [`Change::encode`], e.g. `identity:<sub>/<group>/<name>`), so the notification
 //!   is delivered exactly when the write commits (never for a rolled-back write). See
 //!   [`feed`] for the listener. Sign-in log appends do not notify: the log is not part of
 //!   any replica's in-memory view, and notifying on it would make every replica reload
@@ -74,7 +75,7 @@ mod vaults;
 use std::str::FromStr;
 use std::time::Duration;
 
-use keyless_store::{FederatedCredentialRecord, StoreError, UpsertOutcome};
+use keyless_store::{Change, FederatedCredentialRecord, StoreError, UpsertOutcome};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -132,7 +133,9 @@ impl PgStore {
 
 crate::store_impl::impl_store!(PgStore);
 
-async fn change_feed(db: &PgStore) -> Result<Option<tokio::sync::mpsc::Receiver<()>>> {
+async fn change_feed(
+    db: &PgStore,
+) -> Result<Option<tokio::sync::mpsc::Receiver<keyless_store::Change>>> {
     let options = db.options.clone().application_name("keyless-listener");
     Ok(Some(feed::spawn(options, ACQUIRE_TIMEOUT)))
 }
@@ -160,10 +163,11 @@ fn fold(name: &str) -> String {
 type Tx = Transaction<'static, Postgres>;
 
 /// Queues the change notification; PostgreSQL delivers it if and when `tx` commits.
-async fn notify(tx: &mut Tx, what: &str) -> Result<()> {
+/// The payload names what changed ([`Change::encode`]), so replicas can refresh just that.
+async fn notify(tx: &mut Tx, change: &Change) -> Result<()> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(feed::CHANNEL)
-        .bind(what)
+        .bind(change.encode())
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -3,6 +3,8 @@
 use keyless_store::RoleAssignmentRecord;
 use sqlx::Row;
 
+use keyless_store::Change;
+
 use super::rows::*;
 use super::{PgStore, Tx, fold, notify, write_error};
 use crate::error::Result;
@@ -24,7 +26,13 @@ pub(super) async fn insert_role_assignment(db: &PgStore, ra: &RoleAssignmentReco
     .execute(&mut *tx)
     .await
     .map_err(|e| write_error(e, "the role assignment already exists", "scope"))?;
-    notify(&mut tx, "role_assignments").await?;
+    notify(
+        &mut tx,
+        &Change::RoleAssignments {
+            principal_id: ra.principal_id.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -33,6 +41,19 @@ pub(super) async fn all_role_assignments(db: &PgStore) -> Result<Vec<RoleAssignm
     let rows = sqlx::query("SELECT * FROM role_assignments ORDER BY created_at, name")
         .fetch_all(&db.pool)
         .await?;
+    rows.iter().map(role_assignment_from_row).collect()
+}
+
+pub(super) async fn role_assignments_of(
+    db: &PgStore,
+    principal_id: &str,
+) -> Result<Vec<RoleAssignmentRecord>> {
+    let rows = sqlx::query(
+        "SELECT * FROM role_assignments WHERE principal_id = $1 ORDER BY created_at, name",
+    )
+    .bind(principal_id)
+    .fetch_all(&db.pool)
+    .await?;
     rows.iter().map(role_assignment_from_row).collect()
 }
 
@@ -47,7 +68,13 @@ pub(super) async fn delete_role_assignment(
         .await?;
     let Some(row) = row else { return Ok(None) };
     let rec = role_assignment_from_row(&row)?;
-    notify(&mut tx, "role_assignments").await?;
+    notify(
+        &mut tx,
+        &Change::RoleAssignments {
+            principal_id: rec.principal_id.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(Some(rec))
 }

@@ -3,6 +3,8 @@
 use keyless_store::{SecretRecord, SecretVersionRecord, StoreError};
 use sqlx::Row;
 
+use keyless_store::Change;
+
 use super::rows::*;
 use super::{PgStore, fold, notify, write_error};
 use crate::error::Result;
@@ -74,7 +76,7 @@ pub(super) async fn add_secret_version(db: &PgStore, v: &SecretVersionRecord) ->
     .execute(&mut *tx)
     .await
     .map_err(|e| write_error(e, "version exists", "secret"))?;
-    notify(&mut tx, "secrets").await?;
+    notify(&mut tx, &Change::Secrets).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -157,7 +159,7 @@ pub(super) async fn update_secret_version(db: &PgStore, v: &SecretVersionRecord)
     .await?;
     let updated = done.rows_affected() > 0;
     if updated {
-        notify(&mut tx, "secrets").await?;
+        notify(&mut tx, &Change::Secrets).await?;
     }
     tx.commit().await?;
     Ok(updated)
@@ -183,7 +185,7 @@ pub(super) async fn soft_delete_secret(
     .await?;
     let changed = done.rows_affected() > 0;
     if changed {
-        notify(&mut tx, "secrets").await?;
+        notify(&mut tx, &Change::Secrets).await?;
     }
     tx.commit().await?;
     Ok(changed)
@@ -201,7 +203,7 @@ pub(super) async fn recover_secret(db: &PgStore, vault: &str, name: &str) -> Res
     .await?;
     let changed = done.rows_affected() > 0;
     if changed {
-        notify(&mut tx, "secrets").await?;
+        notify(&mut tx, &Change::Secrets).await?;
     }
     tx.commit().await?;
     Ok(changed)
@@ -216,7 +218,7 @@ pub(super) async fn purge_secret(db: &PgStore, vault: &str, name: &str) -> Resul
         .await?;
     let changed = done.rows_affected() > 0;
     if changed {
-        notify(&mut tx, "secrets").await?;
+        notify(&mut tx, &Change::Secrets).await?;
     }
     tx.commit().await?;
     Ok(changed)
@@ -230,7 +232,7 @@ pub(super) async fn purge_expired_secrets(db: &PgStore, now: i64) -> Result<u64>
         .await?
         .rows_affected();
     if n > 0 {
-        notify(&mut tx, "secrets").await?;
+        notify(&mut tx, &Change::Secrets).await?;
     }
     tx.commit().await?;
     Ok(n)

@@ -7,6 +7,8 @@ use keyless_store::{
 use sqlx::Row;
 
 use super::rbac::{delete_assignments_at_or_below, lock_role_assignments};
+use keyless_store::Change;
+
 use super::rows::*;
 use super::{PgStore, fold, notify, outcome, write_error};
 use crate::error::Result;
@@ -36,7 +38,7 @@ pub(super) async fn meta_put_if_absent(db: &PgStore, key: &str, value: &str) -> 
         .await?
         .try_get("value")?;
     if inserted > 0 {
-        notify(&mut tx, "meta").await?;
+        notify(&mut tx, &Change::Everything).await?;
     }
     tx.commit().await?;
     Ok(stored)
@@ -51,7 +53,7 @@ pub(super) async fn insert_tenant(db: &PgStore, t: &TenantRecord) -> Result<()> 
         .execute(&mut *tx)
         .await
         .map_err(|e| write_error(e, "tenant exists", "tenant"))?;
-    notify(&mut tx, "tenants").await?;
+    notify(&mut tx, &Change::Everything).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -75,7 +77,7 @@ pub(super) async fn insert_subscription(db: &PgStore, s: &SubscriptionRecord) ->
     .execute(&mut *tx)
     .await
     .map_err(|e| write_error(e, "subscription exists", "tenant"))?;
-    notify(&mut tx, "subscriptions").await?;
+    notify(&mut tx, &Change::Everything).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -141,7 +143,14 @@ pub(super) async fn upsert_resource_group(
             .fetch_one(&mut *tx)
             .await?;
     let stored = resource_group_from_row(&row)?;
-    notify(&mut tx, "resource_groups").await?;
+    notify(
+        &mut tx,
+        &Change::ResourceGroup {
+            subscription_id: stored.subscription_id.clone(),
+            name: stored.name.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((stored, outcome(exists)))
 }
@@ -210,7 +219,7 @@ pub(super) async fn delete_resource_group(
         .bind(&key)
         .execute(&mut *tx)
         .await?;
-    notify(&mut tx, "resource_groups").await?;
+    notify(&mut tx, &Change::Everything).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -5,6 +5,8 @@ use keyless_store::{StoreError, UpsertOutcome, VaultRecord};
 use sqlx::Row;
 
 use super::rbac::{delete_assignments_at_or_below, lock_role_assignments};
+use keyless_store::Change;
+
 use super::rows::*;
 use super::{PgStore, fold, notify, outcome, write_error};
 use crate::error::Result;
@@ -83,7 +85,13 @@ pub(super) async fn upsert_vault(
         .fetch_one(&mut *tx)
         .await?;
     let stored = vault_from_row(&row)?;
-    notify(&mut tx, "vaults").await?;
+    notify(
+        &mut tx,
+        &Change::Vault {
+            name: stored.name.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((stored, outcome(exists)))
 }
@@ -124,7 +132,7 @@ pub(super) async fn delete_vault(db: &PgStore, name: &str) -> Result<bool> {
         .bind(&key)
         .execute(&mut *tx)
         .await?;
-    notify(&mut tx, "vaults").await?;
+    notify(&mut tx, &Change::Everything).await?;
     tx.commit().await?;
     Ok(true)
 }

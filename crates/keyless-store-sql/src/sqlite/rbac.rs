@@ -36,6 +36,19 @@ pub(super) async fn all_role_assignments(db: &SqliteStore) -> Result<Vec<RoleAss
     rows.iter().map(role_assignment_from_row).collect()
 }
 
+pub(super) async fn role_assignments_of(
+    db: &SqliteStore,
+    principal_id: &str,
+) -> Result<Vec<RoleAssignmentRecord>> {
+    let rows = sqlx::query(
+        "SELECT * FROM role_assignments WHERE principal_id = ? ORDER BY created_at, name",
+    )
+    .bind(principal_id)
+    .fetch_all(&db.reader)
+    .await?;
+    rows.iter().map(role_assignment_from_row).collect()
+}
+
 pub(super) async fn delete_role_assignment(
     db: &SqliteStore,
     name: &str,

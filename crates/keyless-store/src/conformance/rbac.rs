@@ -73,6 +73,32 @@ pub async fn role_assignments_are_listed_in_creation_order(
     Ok(())
 }
 
+/// `role_assignments_of` gives one principal's assignments, in creation order, and
+/// nothing of another principal.
+pub async fn role_assignments_of_one_principal(s: Arc<dyn Store>) -> Result<(), StoreError> {
+    seed(&*s).await?;
+    for (name, at, principal) in [
+        ("b", 5, "p1"),
+        ("c", 1, "p1"),
+        ("a", 5, "p1"),
+        ("d", 2, "p2"),
+    ] {
+        let mut a = assignment(name, &format!("/subscriptions/{S}/x/{name}"), principal);
+        a.created_at = at;
+        s.insert_role_assignment(&a).await?;
+    }
+    let names = |list: Vec<crate::RoleAssignmentRecord>| -> Vec<String> {
+        list.into_iter().map(|a| a.name).collect()
+    };
+    check(
+        names(s.role_assignments_of("p1").await?) == ["c", "a", "b"],
+        "p1's assignments by (created_at, name)",
+    );
+    check(names(s.role_assignments_of("p2").await?) == ["d"], "p2's");
+    check(s.role_assignments_of("p3").await?.is_empty(), "none");
+    Ok(())
+}
+
 /// Deleting a group deletes its identities, their credentials, the assignments at or
 /// below its scope and those naming its identities, and nothing of a sibling whose name
 /// it prefixes.

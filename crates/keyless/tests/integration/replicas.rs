@@ -406,6 +406,22 @@ async fn exchange(
     Ok((resp.status().as_u16(), resp.json().await?))
 }
 
+/// A counter from replica `r`'s `/metrics`.
+async fn metric(r: &Replica, token: &str, name: &str) -> Result<u64> {
+    let resp = r
+        .client
+        .get(format!("{}/metrics", r.url))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    ensure!(resp.status() == 200, "/metrics: {}", resp.status());
+    let text = resp.text().await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no {name} in /metrics"))
+}
+
 /// Shared set-up: a database, a shared data dir, a dev cluster, two replicas behind
 /// one public URL (as a load balancer would present them).
 struct Pair {
@@ -589,6 +605,11 @@ async fn replicas_share_one_bootstrap_and_see_each_others_changes_within_a_secon
 
     // Create on A; measure from the acknowledgement until B exchanges successfully.
     let (client_id, _) = p.identity(&p.a, &ta, "replicated").await?;
+    // From here on B applies A's writes by key (issue 13): no full reload of its view.
+    // (Wait for the identity to arrive first, so B's own start-up signals are behind.)
+    p.until_readable(&p.b, &tb, &format!("/subscriptions/{}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/replicated?api-version={MI_API}", p.sub())).await?;
+    let reloads_before = metric(&p.b, &tb, "keyless_view_reloads_total").await?;
+    let applied_before = metric(&p.b, &tb, "keyless_view_changes_applied_total").await?;
     let subject = "system:serviceaccount:default:replicated";
     let assertion = p.cluster.mint("default", "replicated").await?;
     let (s, body) = p
@@ -609,6 +630,12 @@ async fn replicas_share_one_bootstrap_and_see_each_others_changes_within_a_secon
     }
     let propagation = acknowledged.elapsed();
     eprintln!("propagation A→B: {propagation:?}");
+    assert_eq!(
+        metric(&p.b, &tb, "keyless_view_reloads_total").await?,
+        reloads_before,
+        "B applied the credential without reloading its view"
+    );
+    assert!(metric(&p.b, &tb, "keyless_view_changes_applied_total").await? > applied_before);
 
     // Deletion propagates like any other change.
     let (s, _) = arm(&p.a, &ta, Method::DELETE, &format!("/subscriptions/{}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/replicated?api-version={MI_API}", p.sub()), None).await?;
@@ -625,6 +652,11 @@ async fn replicas_share_one_bootstrap_and_see_each_others_changes_within_a_secon
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(
+        metric(&p.b, &tb, "keyless_view_reloads_total").await?,
+        reloads_before,
+        "B applied the deletion without reloading its view"
+    );
     assert!(p.data.join("admin.json").exists());
     Ok(())
 }

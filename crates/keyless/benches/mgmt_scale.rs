@@ -1,0 +1,458 @@
+//! Benchmark (issue 13, items 2 and 5): management writes and exchanges as the tenant
+//! grows. For each N (default 1,000, 10,000 and 100,000; `KEYLESS_BENCH_SCALE=1000,10000`
+//! for a shorter run) a fresh `keyless serve` (SQLite) is seeded with N identities with
+//! one federated credential each, then restarted and measured:
+//!
+//! * start-up: from spawning the process to its `ready` line, with N identities to load;
+//! * identity `PUT` and credential `PUT` latency (median, p99) over HTTPS, sequential;
+//! * time from a new credential's 201 to the first successful exchange with it;
+//! * resident memory per identity + credential (RSS above a server holding 10);
+//! * exchange latency (median of sequential exchanges against random seeded identities)
+//!   at 10 identities and at the largest N.
+//!
+//! Seeding: the server bootstraps the database (tenant, admin, resource group) and is
+//! stopped; the identities and credentials are then inserted with SQL in one
+//! transaction (through the HTTP API 100,000 identities would take minutes), in the
+//! rows' schema as the store writes them.
+//!
+//! The server runs on core 0 (`taskset`), this client on core 1.
+//! Run: `scripts/bench.sh mgmt_scale` or `cargo bench -p keyless --bench mgmt_scale`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // a benchmark
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+#[path = "support/mod.rs"]
+mod support;
+use support::{Row, percentile, pin_self, start, start_pinned};
+
+const WRITES: usize = 200;
+const USABLE: usize = 20;
+const EXCHANGES: usize = 300;
+const SUBJECT: &str = "system:serviceaccount:default:bench";
+const MI_API: &str = "2023-01-31";
+
+fn client(ca: &Path) -> reqwest::Client {
+    let certs = reqwest::Certificate::from_pem_bundle(&std::fs::read(ca).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only(certs)
+        .http1_only()
+        .build()
+        .unwrap()
+}
+
+fn rss_kib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn serve_args<'a>(dir: &'a str, ca: &'a str) -> Vec<&'a str> {
+    let mut args = vec![
+        "serve",
+        "--data-dir",
+        dir,
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-private-issuers",
+        "--trust-ca",
+        ca,
+    ];
+    args.extend(support::LIMITS_OFF);
+    args
+}
+
+/// Inserts `n` identities in group `bench` with one credential each (issuer `issuer`,
+/// subject [`SUBJECT`]); returns their client ids.
+async fn seed(db: &Path, tenant: &str, sub: &str, issuer: &str, n: usize) -> Vec<String> {
+    let url = format!("sqlite://{}", db.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    let mut clients = Vec::with_capacity(n);
+    for i in 0..n {
+        let pid = uuid::Uuid::new_v4().to_string();
+        let cid = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO identities (principal_id, client_id, tenant_id, subscription_id, resource_group, name, location, tags, created_at)
+             VALUES (?, ?, ?, ?, 'bench', ?, 'local', '{}', 1)",
+        )
+        .bind(&pid)
+        .bind(&cid)
+        .bind(tenant)
+        .bind(sub)
+        .bind(format!("seeded-{i}"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO federated_credentials (identity_principal_id, name, issuer, subject, audiences, expression, created_at, updated_at)
+             VALUES (?, 'fic', ?, ?, '[\"api://AzureADTokenExchange\"]', NULL, 1, 1)",
+        )
+        .bind(&pid)
+        .bind(issuer)
+        .bind(SUBJECT)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        clients.push(cid);
+    }
+    tx.commit().await.unwrap();
+    // Closing the last connection checkpoints the write-ahead log into the database,
+    // as a server that had been running for a while would have it.
+    conn.close().await.unwrap();
+    clients
+}
+
+/// Fresh projected tokens from the dev cluster.
+async fn mint(http: &reqwest::Client, issuer: &str, n: usize) -> Vec<String> {
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (http, url) = (http.clone(), format!("{issuer}/mint"));
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for _ in 0..n.div_ceil(4) {
+                let minted: Value = http
+                    .post(&url)
+                    .json(&json!({"namespace": "default", "serviceAccount": "bench"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                out.push(minted["token"].as_str().unwrap().to_string());
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+async fn exchange(
+    http: &reqwest::Client,
+    authority: &str,
+    tenant: &str,
+    client_id: &str,
+    assertion: &str,
+) -> u16 {
+    let scope = format!("{authority}/.default");
+    let r = http
+        .post(format!("{authority}/{tenant}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion),
+            ("scope", &scope),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let _ = r.bytes().await.unwrap();
+    status
+}
+
+async fn timed_put(
+    http: &reqwest::Client,
+    authority: &str,
+    bearer: &str,
+    path: String,
+    body: Value,
+) -> Duration {
+    let started = Instant::now();
+    let r = http
+        .put(format!("{authority}{path}"))
+        .bearer_auth(bearer)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let _ = r.bytes().await.unwrap();
+    started.elapsed()
+}
+
+/// What one N measured.
+struct Scale {
+    n: usize,
+    startup: Duration,
+    rss_kib: f64,
+    identity_put: (Duration, Duration),
+    credential_put: (Duration, Duration),
+    usable: (Duration, Duration),
+    exchange: Duration,
+}
+
+async fn measure(n: usize, issuer: &str, cluster_http: &reqwest::Client, ca: &Path) -> Scale {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let ca_s = ca.to_str().unwrap().to_string();
+    // Bootstrap, and the resource group the identities live in.
+    let (tenant, sub) = {
+        let (first, authority) = start(&serve_args(&data, &ca_s)).await;
+        let http = client(&dir.path().join("ca.pem"));
+        let (tenant, bearer, admin) = support::admin_token(&http, &authority, dir.path()).await;
+        let sub = admin["subscriptionId"].as_str().unwrap().to_string();
+        support::put(
+            &http,
+            &authority,
+            &bearer,
+            format!("/subscriptions/{sub}/resourcegroups/bench?api-version=2021-04-01"),
+            json!({"location": "local"}),
+        )
+        .await;
+        drop(first);
+        (tenant, sub)
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await; // the killed process is gone
+    let seeding = Instant::now();
+    let clients = seed(&dir.path().join("keyless.db"), &tenant, &sub, issuer, n).await;
+    eprintln!("N={n}: seeded in {:.1} s", seeding.elapsed().as_secs_f64());
+
+    let spawned = Instant::now();
+    let (server, authority) = start_pinned(0, &serve_args(&data, &ca_s)).await;
+    let startup = spawned.elapsed();
+    let pid = server.id().unwrap();
+    let http = client(&dir.path().join("ca.pem"));
+    let (tenant, bearer, _) = support::admin_token(&http, &authority, dir.path()).await;
+    let assertions = mint(cluster_http, issuer, EXCHANGES + USABLE * 3 + 20).await;
+    let mut assertions = assertions.into_iter();
+
+    // Warm-up: connections, caches, the issuer's keys.
+    for i in 0..10 {
+        let a = assertions.next().unwrap();
+        assert_eq!(
+            exchange(&http, &authority, &tenant, &clients[i % clients.len()], &a).await,
+            200
+        );
+    }
+    let rss = rss_kib(pid);
+
+    let identity_path = |name: &str| {
+        format!(
+            "/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}?api-version={MI_API}"
+        )
+    };
+    let credential_path = |name: &str| {
+        format!(
+            "/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}/federatedIdentityCredentials/fic?api-version={MI_API}"
+        )
+    };
+    let mut id_lat = Vec::new();
+    for i in 0..WRITES {
+        id_lat.push(
+            timed_put(
+                &http,
+                &authority,
+                &bearer,
+                identity_path(&format!("new-{i}")),
+                json!({"location": "local"}),
+            )
+            .await,
+        );
+    }
+    let mut fc_lat = Vec::new();
+    for i in 0..WRITES {
+        let body = json!({"properties": {"issuer": issuer, "subject": format!("system:serviceaccount:other:{i}"), "audiences": ["api://AzureADTokenExchange"]}});
+        fc_lat.push(
+            timed_put(
+                &http,
+                &authority,
+                &bearer,
+                credential_path(&format!("new-{i}")),
+                body,
+            )
+            .await,
+        );
+    }
+
+    // A new credential, then exchanges until one succeeds.
+    let mut usable = Vec::new();
+    for i in 0..USABLE {
+        let name = format!("usable-{i}");
+        let identity = support::put(
+            &http,
+            &authority,
+            &bearer,
+            identity_path(&name),
+            json!({"location": "local"}),
+        )
+        .await;
+        let client_id = identity["properties"]["clientId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let body = json!({"properties": {"issuer": issuer, "subject": SUBJECT, "audiences": ["api://AzureADTokenExchange"]}});
+        timed_put(&http, &authority, &bearer, credential_path(&name), body).await;
+        let acknowledged = Instant::now();
+        loop {
+            let a = assertions.next().expect("enough assertions");
+            if exchange(&http, &authority, &tenant, &client_id, &a).await == 200 {
+                break;
+            }
+            assert!(
+                acknowledged.elapsed() < Duration::from_secs(5),
+                "never usable"
+            );
+        }
+        usable.push(acknowledged.elapsed());
+    }
+
+    // Exchange latency against random seeded identities.
+    let mut ex_lat = Vec::new();
+    let mut pick = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..EXCHANGES {
+        pick ^= pick << 13;
+        pick ^= pick >> 7;
+        pick ^= pick << 17;
+        let client_id = &clients[(pick % clients.len() as u64) as usize];
+        let a = assertions.next().expect("enough assertions");
+        let started = Instant::now();
+        assert_eq!(
+            exchange(&http, &authority, &tenant, client_id, &a).await,
+            200
+        );
+        ex_lat.push(started.elapsed());
+    }
+    for v in [&mut id_lat, &mut fc_lat, &mut usable, &mut ex_lat] {
+        v.sort();
+    }
+    drop(server);
+    Scale {
+        n,
+        startup,
+        rss_kib: rss,
+        identity_put: (percentile(&id_lat, 0.5), percentile(&id_lat, 0.99)),
+        credential_put: (percentile(&fc_lat, 0.5), percentile(&fc_lat, 0.99)),
+        usable: (percentile(&usable, 0.5), percentile(&usable, 1.0)),
+        exchange: percentile(&ex_lat, 0.5),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let ns: Vec<usize> = std::env::var("KEYLESS_BENCH_SCALE")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster_dir = dir.path().join("cluster");
+    let (_cluster, issuer) = start(&[
+        "dev-cluster",
+        "--data-dir",
+        cluster_dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let ca = cluster_dir.join("ca.pem");
+    let cluster_http = client(&ca);
+    pin_self(1);
+
+    let base = measure(10, &issuer, &cluster_http, &ca).await;
+    let mut scales = Vec::new();
+    for &n in &ns {
+        scales.push(measure(n, &issuer, &cluster_http, &ca).await);
+    }
+    let mut rows = vec![
+        Row::info(
+            "exchange latency, 10 identities (median)",
+            ms(base.exchange),
+            "ms",
+        ),
+        Row::info("RSS, 10 identities", base.rss_kib / 1024.0, "MiB"),
+    ];
+    for s in &scales {
+        let n = s.n;
+        rows.push(Row::target(
+            &format!("start-up to ready, N={n}"),
+            s.startup.as_secs_f64(),
+            "s",
+            5.0,
+        ));
+        rows.push(Row::info(
+            &format!("identity PUT median, N={n}"),
+            ms(s.identity_put.0),
+            "ms",
+        ));
+        rows.push(Row::info(
+            &format!("identity PUT p99, N={n}"),
+            ms(s.identity_put.1),
+            "ms",
+        ));
+        rows.push(Row::info(
+            &format!("credential PUT median, N={n}"),
+            ms(s.credential_put.0),
+            "ms",
+        ));
+        rows.push(Row::info(
+            &format!("credential PUT p99, N={n}"),
+            ms(s.credential_put.1),
+            "ms",
+        ));
+        rows.push(Row::target(
+            &format!("credential 201 → first exchange, max of {USABLE}, N={n}"),
+            ms(s.usable.1),
+            "ms",
+            50.0,
+        ));
+        rows.push(Row::info(
+            &format!("RSS per identity + credential, N={n}"),
+            (s.rss_kib - base.rss_kib) * 1024.0 / (n as f64 - base.n as f64).max(1.0),
+            "B",
+        ));
+        rows.push(Row::info(
+            &format!("exchange latency median, N={n}"),
+            ms(s.exchange),
+            "ms",
+        ));
+    }
+    if let (Some(first), Some(last)) = (scales.first(), scales.last()) {
+        let (a, b) = (first.n, last.n);
+        rows.push(Row::ratio(
+            &format!("identity PUT median, N={b} vs N={a}"),
+            ms(last.identity_put.0),
+            "ms",
+            ms(first.identity_put.0),
+            1.25,
+        ));
+        rows.push(Row::ratio(
+            &format!("credential PUT median, N={b} vs N={a}"),
+            ms(last.credential_put.0),
+            "ms",
+            ms(first.credential_put.0),
+            1.25,
+        ));
+        rows.push(Row::ratio(
+            &format!("exchange latency median, N={b} vs 10"),
+            ms(last.exchange),
+            "ms",
+            ms(base.exchange),
+            1.10,
+        ));
+    }
+    support::print_rows(&rows);
+}
