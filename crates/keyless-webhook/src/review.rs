@@ -110,8 +110,13 @@ pub fn decode(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ReviewError::Malformed("expected a JSON object".to_owned()));
     }
+    // JSON text is UTF-8 (RFC 8259 §8.1). serde_json does not check the bytes of what
+    // it skips (`IgnoredAny`, unknown fields), so check the whole body once up front:
+    // a review is valid JSON or it is refused, whichever fields it hides bad bytes in.
+    let body =
+        std::str::from_utf8(body).map_err(|e| ReviewError::Malformed(format!("not UTF-8: {e}")))?;
     let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
+        serde_json::from_str(body).map_err(|e| ReviewError::Malformed(e.to_string()))?;
     match envelope.api_version.as_deref() {
         Some(API_VERSION) => {}
         other => {
@@ -127,8 +132,8 @@ pub fn decode(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
     if envelope.request.is_none() {
         return Err(ReviewError::NoRequest);
     }
-    let WithRequest { request } = serde_json::from_slice(body)
-        .map_err(|e| ReviewError::Malformed(format!("request: {e}")))?;
+    let WithRequest { request } =
+        serde_json::from_str(body).map_err(|e| ReviewError::Malformed(format!("request: {e}")))?;
     if request.uid.is_empty() {
         return Err(ReviewError::Malformed("request.uid is empty".to_owned()));
     }
@@ -207,6 +212,20 @@ mod tests {
             let msg = decode(body).unwrap_err().to_string();
             assert!(msg.contains(needle), "{msg}");
         }
+    }
+
+    #[test]
+    fn refuses_bad_utf8_even_in_fields_it_skips() {
+        // Found by the `admission` fuzz target: invalid bytes inside an ignored key.
+        let mut body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+            "uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE",
+            "resource":{"r"#
+            .to_vec();
+        body.extend_from_slice(&[0xa7, 0xa7]);
+        body.extend_from_slice(br#"x":"pods"},"object":{"a":1}}}"#);
+        assert!(serde_json::from_slice::<Value>(&body).is_err());
+        let msg = decode(&body).unwrap_err().to_string();
+        assert!(msg.contains("UTF-8"), "{msg}");
     }
 
     #[test]
