@@ -63,3 +63,11 @@ grep -E '^peer skipped' "$log" | sed 's/^/| /; s/$/ | | | | |/' || true
 if grep -qE '^\| .*\| MISSED \|$' "$log"; then
   echo; echo "some figures MISSED their bound or target (see above)"
 fi
+# Periodic kernel work on these cores preempts the pinned server and shows in the tails
+# (p99), whatever the server does: say so next to the figures when it is running.
+if pgrep -x 'kdamond\.[0-9]+' >/dev/null 2>&1; then
+  echo
+  echo "note: the kernel's DAMON monitor (kdamond) runs on this machine: every 512 ms it"
+  echo "takes a core for ~0.7 ms, sometimes 4-8 ms, preempting the pinned server; the p99"
+  echo "figures include those stalls (perf record -e sched:sched_switch -a shows them)."
+fi

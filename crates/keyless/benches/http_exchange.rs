@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 mod support;
 use support::{Row, cpu_seconds, percentile, pin_self, start, start_pinned};
 
-const CLOSED_LOOP: usize = 8_000;
-const OPEN_LOOP: usize = 5_000;
+const CLOSED_LOOP: usize = 20_000;
+const OPEN_LOOP: usize = 20_000;
 const CONNECTIONS: usize = 16;
 
 fn client(ca: &std::path::Path, http2: bool) -> reqwest::Client {
@@ -142,7 +142,7 @@ async fn closed_loop(
     (wall, cpu_seconds(pid) - cpu_before)
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();

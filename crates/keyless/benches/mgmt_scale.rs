@@ -351,7 +351,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let ns: Vec<usize> = std::env::var("KEYLESS_BENCH_SCALE")

@@ -20,7 +20,7 @@ mod support;
 use support::{Row, cpu_seconds};
 
 const READS: usize = 10_000;
-const FRESH_TOKENS: usize = 2_000;
+const FRESH_TOKENS: usize = 8_000;
 const CONCURRENCY: usize = 8;
 
 /// Server CPU per request for `n` GETs of `url`, the i-th with `token(i)`.
@@ -50,7 +50,7 @@ async fn measure(pid: u32, http: &reqwest::Client, url: &str, tokens: &[String],
     (cpu_seconds(pid) - before) / n as f64
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
@@ -73,29 +73,32 @@ async fn main() {
         .unwrap();
     let tenant = admin["tenantId"].as_str().unwrap();
     let sub = admin["subscriptionId"].as_str().unwrap();
-    let token = |scope: String| {
+    let client_id = admin["clientId"].as_str().unwrap().to_string();
+    let client_secret = admin["clientSecret"].as_str().unwrap().to_string();
+    let token_url = format!("{authority}/{tenant}/oauth2/v2.0/token");
+    let token = {
         let http = http.clone();
-        let form = vec![
-            ("grant_type", "client_credentials".to_string()),
-            ("client_id", admin["clientId"].as_str().unwrap().to_string()),
-            (
-                "client_secret",
-                admin["clientSecret"].as_str().unwrap().to_string(),
-            ),
-            ("scope", scope),
-        ];
-        let url = format!("{authority}/{tenant}/oauth2/v2.0/token");
-        async move {
-            let v: Value = http
-                .post(url)
-                .form(&form)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["access_token"].as_str().unwrap().to_string()
+        move |scope: String| {
+            let http = http.clone();
+            let form = vec![
+                ("grant_type", "client_credentials".to_string()),
+                ("client_id", client_id.clone()),
+                ("client_secret", client_secret.clone()),
+                ("scope", scope),
+            ];
+            let url = token_url.clone();
+            async move {
+                let v: Value = http
+                    .post(url)
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                v["access_token"].as_str().unwrap().to_string()
+            }
         }
     };
     let arm = token(format!("{authority}/.default")).await;
@@ -132,16 +135,40 @@ async fn main() {
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     let url = format!("{vault}/secrets/bench?api-version=7.6");
-    let mut fresh = Vec::with_capacity(FRESH_TOKENS);
-    for _ in 0..FRESH_TOKENS {
-        fresh.push(token(scope.clone()).await);
+    let started = Instant::now();
+    let mut minting = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (token, scope) = (token.clone(), scope.clone());
+        minting.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for _ in 0..FRESH_TOKENS / CONCURRENCY {
+                out.push(token(scope.clone()).await);
+            }
+            out
+        }));
     }
+    let mut fresh = Vec::with_capacity(FRESH_TOKENS);
+    for m in minting {
+        fresh.extend(m.await.unwrap());
+    }
+    let unique: std::collections::HashSet<&String> = fresh.iter().collect();
+    assert_eq!(unique.len(), fresh.len(), "every token is a new one");
+    eprintln!(
+        "{} tokens in {:.1} s",
+        fresh.len(),
+        started.elapsed().as_secs_f64()
+    );
     // From here on this process stays off the server's core.
     support::pin_self(1);
     // Warm up connections and caches.
     measure(pid, &http, &url, &fresh[..1], 500).await;
     let same = measure(pid, &http, &url, &fresh[..1], READS).await;
+    // KEYLESS_BENCH_PERF=FILE: a profile of the server while every read has a new token.
+    let perf = support::perf_record(pid);
     let distinct = measure(pid, &http, &url, &fresh, FRESH_TOKENS).await;
+    if let Some(p) = perf {
+        support::interrupt_and_wait(p);
+    }
 
     // One ES256 verification of a token like these, in process.
     let signer = keyless_jose::SigningKey::generate(keyless_jose::Alg::ES256, "k".into()).unwrap();

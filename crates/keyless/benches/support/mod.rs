@@ -26,7 +26,13 @@ pub const LIMITS_OFF: [&str; 6] = [
 /// Starts `keyless ARGS` and waits for its `... ready at URL` line; returns the child
 /// (killed on drop) and the URL. Its stdout keeps being drained; stderr is dropped.
 pub async fn start(args: &[&str]) -> (Child, String) {
-    start_with(env!("CARGO_BIN_EXE_keyless"), args, &[]).await
+    start_with(&keyless_bin(), args, &[]).await
+}
+
+/// The `keyless` binary to benchmark: this build's, or `KEYLESS_BENCH_BIN` (another
+/// build of it, to compare two changes in back-to-back runs).
+pub fn keyless_bin() -> String {
+    std::env::var("KEYLESS_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_keyless").to_owned())
 }
 
 /// Starts `program ARGS` (the binary, or a wrapper that runs it) like [`start`].
@@ -76,13 +82,18 @@ pub async fn start_pinned_with_env(
     envs: &[(&str, &str)],
 ) -> (Child, String) {
     let cpu = cpu.to_string();
-    let mut full = vec!["-a", "-c", cpu.as_str(), env!("CARGO_BIN_EXE_keyless")];
+    let bin = keyless_bin();
+    let mut full = vec!["-a", "-c", cpu.as_str(), bin.as_str()];
     full.extend_from_slice(args);
     start_with("taskset", &full, envs).await
 }
 
 /// Confines this process (all its threads) to core `cpu`, so a client does not steal
-/// the server's core.
+/// the server's core. A client confined so runs one tokio worker
+/// (`#[tokio::main(flavor = "multi_thread", worker_threads = 1)]`): two workers on one
+/// core take turns in the scheduler's multi-millisecond slices, and a request parked
+/// in the queue of the worker that is not running waits a slice, a client-side tail
+/// that is not the server's.
 pub fn pin_self(cpu: usize) {
     let status = std::process::Command::new("taskset")
         .args([
@@ -290,10 +301,15 @@ where
     started.elapsed()
 }
 
-/// Open loop: requests arrive at `rate` per second, spread evenly over `workers`
-/// tasks whatever the server's pace; a request sent late because the previous answer
-/// was slow is timed from its scheduled start (queueing counts: no coordinated
-/// omission).
+/// Open loop: requests arrive at `rate` per second, evenly spaced, whatever the
+/// server's pace, and at most `workers` are in flight; a request that waits for a free
+/// worker because earlier answers were slow is timed from its scheduled start (queueing
+/// counts: no coordinated omission).
+///
+/// The arrivals are paced by a thread of their own with `std::thread::sleep`
+/// (high-resolution timers): tokio's timer has a 1 ms granularity, so tasks sleeping
+/// until their due times would wake together on each tick and send the requests of a
+/// whole millisecond as one burst, which measures the burst, not the server.
 pub async fn open_loop<T, F, Fut>(
     items: Vec<T>,
     workers: usize,
@@ -305,30 +321,38 @@ where
     F: Fn(T) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let workers = workers.max(1);
-    let interval = std::time::Duration::from_secs_f64(workers as f64 / rate);
-    let t0 = tokio::time::Instant::now() + std::time::Duration::from_millis(20);
+    use std::time::{Duration, Instant};
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, T)>();
+    let pacer = std::thread::spawn(move || {
+        let t0 = Instant::now() + Duration::from_millis(20);
+        for (i, item) in items.into_iter().enumerate() {
+            let due = t0 + interval.mul_f64(i as f64);
+            let now = Instant::now();
+            // Ahead: sleep, and count from the wake-up (the sleep's own lateness is
+            // the client's, not the server's). Behind: count from `due`.
+            let start = if now < due {
+                std::thread::sleep(due - now);
+                Instant::now()
+            } else {
+                due
+            };
+            if tx.send((start, item)).is_err() {
+                return;
+            }
+        }
+    });
+    let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
     let mut tasks = Vec::new();
-    for (w, pile) in deal(items, workers).into_iter().enumerate() {
-        let send = send.clone();
-        // Workers are staggered so the arrivals are spread evenly.
-        let offset = interval.mul_f64(w as f64 / workers as f64);
+    for _ in 0..workers.max(1) {
+        let (send, rx) = (send.clone(), rx.clone());
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(pile.len());
-            for (i, item) in pile.into_iter().enumerate() {
-                let due = t0 + offset + interval * i as u32;
-                // Behind schedule (earlier answers were slow): the wait counts, from
-                // `due`. Ahead: sleep, and count from the wake-up, because tokio's
-                // timer wakes up to a millisecond late and that is the client's delay,
-                // not the server's.
-                let start = if tokio::time::Instant::now() < due {
-                    tokio::time::sleep_until(due).await;
-                    tokio::time::Instant::now()
-                } else {
-                    due
-                };
+            let mut lat = Vec::new();
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some((start, item)) = next else { break };
                 send(item).await;
-                lat.push(start.elapsed());
+                lat.push((start, start.elapsed()));
             }
             lat
         }));
@@ -337,8 +361,28 @@ where
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    all.sort();
-    all
+    pacer.join().unwrap();
+    // KEYLESS_BENCH_LATENCIES=FILE: every request's start (ms into the run) and latency
+    // (µs), in start order, to see whether slow answers come alone or together.
+    if let Ok(path) = std::env::var("KEYLESS_BENCH_LATENCIES") {
+        all.sort_by_key(|(start, _)| *start);
+        if let Some(&(first, _)) = all.first() {
+            let lines: String = all
+                .iter()
+                .map(|(s, l)| {
+                    format!(
+                        "{:.3} {}\n",
+                        (*s - first).as_secs_f64() * 1e3,
+                        l.as_micros()
+                    )
+                })
+                .collect();
+            std::fs::write(path, lines).unwrap();
+        }
+    }
+    let mut lat: Vec<Duration> = all.into_iter().map(|(_, l)| l).collect();
+    lat.sort();
+    lat
 }
 
 /// With `KEYLESS_BENCH_PERF=FILE` set, starts `perf record` (DWARF call graphs) of
@@ -352,7 +396,7 @@ pub fn perf_record(pid: u32) -> Option<std::process::Child> {
         "--call-graph",
         "dwarf,32768",
         "-F",
-        "1500",
+        "4000",
         "-q",
         "-o",
         &out,
