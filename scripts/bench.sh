@@ -12,7 +12,10 @@
 #                  CPU per admission (admissions/s per core), p99 at half the maximum rate
 #   mgmt_scale     management writes and start-up as the tenant grows (1k..100k
 #                  identities): PUT latency, time to a usable credential, start-up, RSS,
-#                  exchange latency at 10 vs 100k (KEYLESS_BENCH_SCALE=1000,10000 for fewer)
+#                  exchange latency at 10 vs 100k (KEYLESS_BENCH_SCALE=1000,10000 for fewer);
+#                  then two replicas on PostgreSQL at the largest N: a credential written
+#                  on one, usable on the other (a throw-away PostgreSQL server is started
+#                  as scripts/test.sh does, unless KEYLESS_TEST_POSTGRES_URL is set)
 #   peer           a peer for scale: node-oidc-provider doing the same RS256 verify +
 #                  ES256 sign per exchange, measured like http_exchange
 #                  (benches/peer/run.sh; skipped with a reason without node/npm)
@@ -24,7 +27,11 @@
 # Not part of ./scripts/test.sh: figures on a shared 2-core machine are noisy, so compare
 # ratios from one run, not absolute numbers across runs. Loopback only; bounded runs.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+banner() { printf '\n==== %s ====\n' "$*"; }
+# shellcheck source=lib/postgres.sh
+source "$ROOT/scripts/lib/postgres.sh"
 
 KNOWN=()
 for f in crates/keyless/benches/*.rs; do
@@ -44,8 +51,9 @@ args=()
 for b in "${BENCHES[@]}"; do [ "$b" = peer ] || args+=(--bench "$b"); done
 [ "${#args[@]}" -eq 0 ] || cargo bench -p keyless "${args[@]}" --no-run
 
+for b in "${BENCHES[@]}"; do [ "$b" != mgmt_scale ] || setup_postgres; done
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; stop_postgres' EXIT
 for b in "${BENCHES[@]}"; do
   printf '\n==== %s ====\n' "$b"
   if [ "$b" = peer ]; then

@@ -10,6 +10,12 @@
 //! * exchange latency (median of sequential exchanges against random seeded identities)
 //!   at 10 identities and at the largest N.
 //!
+//! Then, at the largest N, two replicas on one PostgreSQL database (the database from
+//! `KEYLESS_TEST_POSTGRES_URL`, a role that may CREATEDB; skipped without it): start-up
+//! of each, identity `PUT` latency on one, and the time from a credential's 201 on one
+//! replica to the first successful exchange with it on the other (the change feed
+//! applied incrementally).
+//!
 //! Seeding: the server bootstraps the database (tenant, admin, resource group) and is
 //! stopped; the identities and credentials are then inserted with SQL in one
 //! transaction (through the HTTP API 100,000 identities would take minutes), in the
@@ -150,6 +156,18 @@ async fn exchange(
     assertion: &str,
 ) -> u16 {
     let scope = format!("{authority}/.default");
+    exchange_for(http, authority, &scope, tenant, client_id, assertion).await
+}
+
+/// An exchange at `authority` for a token for `scope`; the status.
+async fn exchange_for(
+    http: &reqwest::Client,
+    authority: &str,
+    scope: &str,
+    tenant: &str,
+    client_id: &str,
+    assertion: &str,
+) -> u16 {
     let r = http
         .post(format!("{authority}/{tenant}/oauth2/v2.0/token"))
         .form(&[
@@ -160,7 +178,7 @@ async fn exchange(
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
             ),
             ("client_assertion", assertion),
-            ("scope", &scope),
+            ("scope", scope),
         ])
         .send()
         .await
@@ -347,6 +365,247 @@ async fn measure(n: usize, issuer: &str, cluster_http: &reqwest::Client, ca: &Pa
     }
 }
 
+/// What two replicas on PostgreSQL measured at N identities.
+struct Replicas {
+    n: usize,
+    startup: Duration,
+    identity_put: Duration,
+    usable: (Duration, Duration),
+}
+
+/// Starts one replica (`keyless serve --database-url`) behind the shared public URL;
+/// returns it and the URL this client talks to it at (its own port, by name).
+async fn start_replica(args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(support::keyless_bin())
+        .args(args)
+        .env("KEYLESS_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut port = None;
+    loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("exited before ready");
+        if let Some((_, addr)) = line.split_once("listening on ") {
+            port = addr.trim().rsplit(':').next().map(str::to_string);
+        }
+        if line.contains("ready at ") {
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (
+        child,
+        format!("https://localhost:{}", port.expect("a listening line")),
+    )
+}
+
+/// Inserts `n` identities with one credential each into PostgreSQL, as [`seed`] does
+/// for SQLite (one statement per table, from arrays).
+async fn seed_postgres(url: &str, tenant: &str, sub: &str, issuer: &str, n: usize) -> Vec<String> {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let pids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let cids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let names: Vec<String> = (0..n).map(|i| format!("seeded-{i}")).collect();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO identities (principal_id, client_id, tenant_id, subscription_id, resource_group, name, location, tags, created_at)
+         SELECT p, c, $3, $4, 'bench', n, 'local', '{}', 1 FROM UNNEST($1::text[], $2::text[], $5::text[]) AS t(p, c, n)",
+    )
+    .bind(&pids)
+    .bind(&cids)
+    .bind(tenant)
+    .bind(sub)
+    .bind(&names)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO federated_credentials (identity_principal_id, name, issuer, subject, audiences, expression, created_at, updated_at)
+         SELECT p, 'fic', $2, $3, '[\"api://AzureADTokenExchange\"]', NULL, 1, 1 FROM UNNEST($1::text[]) AS t(p)",
+    )
+    .bind(&pids)
+    .bind(issuer)
+    .bind(SUBJECT)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    conn.close().await.unwrap();
+    cids
+}
+
+/// Two replicas on a fresh PostgreSQL database holding `n` identities.
+async fn measure_replicas(
+    n: usize,
+    admin_url: &str,
+    issuer: &str,
+    cluster_http: &reqwest::Client,
+    ca: &Path,
+) -> Replicas {
+    let name = format!("keyless_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    // `name` is made here of a fixed prefix and hex digits.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shared");
+    let (data_s, ca_s) = (data.to_str().unwrap(), ca.to_str().unwrap());
+    // One public URL for both, as behind a load balancer; each is reached on its port.
+    let public = "https://localhost:9443";
+    let mut args = vec![
+        "serve",
+        "--data-dir",
+        data_s,
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &url,
+        "--public-url",
+        public,
+        "--allow-private-issuers",
+        "--trust-ca",
+        ca_s,
+    ];
+    args.extend(support::LIMITS_OFF);
+    let scope = format!("{public}/.default");
+    let bearer_of = |http: reqwest::Client, replica: String| {
+        let admin: Value =
+            serde_json::from_slice(&std::fs::read(data.join("admin.json")).unwrap()).unwrap();
+        let scope = scope.clone();
+        async move {
+            let tenant = admin["tenantId"].as_str().unwrap().to_string();
+            let token: Value = http
+                .post(format!("{replica}/{tenant}/oauth2/v2.0/token"))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", admin["clientId"].as_str().unwrap()),
+                    ("client_secret", admin["clientSecret"].as_str().unwrap()),
+                    ("scope", &scope),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let sub = admin["subscriptionId"].as_str().unwrap().to_string();
+            (
+                tenant,
+                sub,
+                token["access_token"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+    // Bootstrap on the empty database, and the resource group.
+    let (tenant, sub) = {
+        let (first, a) = start_replica(&args).await;
+        let http = client(&data.join("ca.pem"));
+        let (tenant, sub, bearer) = bearer_of(http.clone(), a.clone()).await;
+        support::put(
+            &http,
+            &a,
+            &bearer,
+            format!("/subscriptions/{sub}/resourcegroups/bench?api-version=2021-04-01"),
+            json!({"location": "local"}),
+        )
+        .await;
+        drop(first);
+        (tenant, sub)
+    };
+    let seeding = Instant::now();
+    seed_postgres(&url, &tenant, &sub, issuer, n).await;
+    eprintln!(
+        "replicas, N={n}: seeded PostgreSQL in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
+    let spawned = Instant::now();
+    let (replica_a, a) = start_replica(&args).await;
+    let startup = spawned.elapsed();
+    let (replica_b, b) = start_replica(&args).await;
+    let http = client(&data.join("ca.pem"));
+    let (_, _, bearer) = bearer_of(http.clone(), a.clone()).await;
+    let mut assertions = mint(cluster_http, issuer, USABLE * 60).await.into_iter();
+
+    let identity_path = |name: &str| {
+        format!(
+            "/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}?api-version={MI_API}"
+        )
+    };
+    let mut id_lat = Vec::new();
+    for i in 0..WRITES / 4 {
+        id_lat.push(
+            timed_put(
+                &http,
+                &a,
+                &bearer,
+                identity_path(&format!("new-{i}")),
+                json!({"location": "local"}),
+            )
+            .await,
+        );
+    }
+    let mut usable = Vec::new();
+    for i in 0..USABLE {
+        let name = format!("usable-{i}");
+        let identity = support::put(
+            &http,
+            &a,
+            &bearer,
+            identity_path(&name),
+            json!({"location": "local"}),
+        )
+        .await;
+        let client_id = identity["properties"]["clientId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let path = format!(
+            "/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}/federatedIdentityCredentials/fic?api-version={MI_API}"
+        );
+        let body = json!({"properties": {"issuer": issuer, "subject": SUBJECT, "audiences": ["api://AzureADTokenExchange"]}});
+        timed_put(&http, &a, &bearer, path, body).await;
+        let acknowledged = Instant::now();
+        // Written on A, exchanged on B: a new assertion each try, 2 ms apart.
+        loop {
+            let assertion = assertions
+                .next()
+                .expect("B never exchanged with A's credential");
+            if exchange_for(&http, &b, &scope, &tenant, &client_id, &assertion).await == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        usable.push(acknowledged.elapsed());
+    }
+    id_lat.sort();
+    usable.sort();
+    drop((replica_a, replica_b));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    Replicas {
+        n,
+        startup,
+        identity_put: percentile(&id_lat, 0.5),
+        usable: (percentile(&usable, 0.5), percentile(&usable, 1.0)),
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -377,6 +636,13 @@ async fn main() {
     for &n in &ns {
         scales.push(measure(n, &issuer, &cluster_http, &ca).await);
     }
+    let postgres = std::env::var("KEYLESS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let replicas = match (&postgres, ns.iter().max()) {
+        (Some(url), Some(&n)) => Some(measure_replicas(n, url, &issuer, &cluster_http, &ca).await),
+        _ => None,
+    };
     let mut rows = vec![
         Row::info(
             "exchange latency, 10 identities (median)",
@@ -454,5 +720,35 @@ async fn main() {
             1.10,
         ));
     }
+    if let Some(r) = &replicas {
+        let n = r.n;
+        rows.push(Row::target(
+            &format!("PostgreSQL replica start-up to ready, N={n}"),
+            r.startup.as_secs_f64(),
+            "s",
+            5.0,
+        ));
+        rows.push(Row::info(
+            &format!("PostgreSQL identity PUT median, N={n}"),
+            ms(r.identity_put),
+            "ms",
+        ));
+        rows.push(Row::info(
+            &format!(
+                "credential 201 on replica A → first exchange on B, median of {USABLE}, N={n}"
+            ),
+            ms(r.usable.0),
+            "ms",
+        ));
+        rows.push(Row::target(
+            &format!("credential 201 on replica A → first exchange on B, max of {USABLE}, N={n}"),
+            ms(r.usable.1),
+            "ms",
+            50.0,
+        ));
+    }
     support::print_rows(&rows);
+    if replicas.is_none() {
+        println!("replicas on PostgreSQL skipped: KEYLESS_TEST_POSTGRES_URL is not set");
+    }
 }
