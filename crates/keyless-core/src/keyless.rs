@@ -416,11 +416,36 @@ impl Keyless {
         tokio::spawn(async move {
             match me.store.change_feed().await {
                 Ok(Some(mut feed)) => {
+                    // A full reload (the feed asks for one when it starts or resumes
+                    // listening, or fell behind) runs beside the changes that follow it,
+                    // not in front of them: the view records the changes applied while
+                    // it loads and applies them again on top (`View::reload`). Applied in
+                    // turn, a credential written on another replica right after this one
+                    // started would wait for the whole reload (most of a second at
+                    // 100,000 identities). Requests made while a reload runs are merged
+                    // into one more reload after it (a `Notify` keeps one permit).
+                    let wanted = Arc::new(tokio::sync::Notify::new());
+                    let reloader = {
+                        let (me, wanted) = (me.clone(), wanted.clone());
+                        tokio::spawn(async move {
+                            loop {
+                                wanted.notified().await;
+                                if let Err(e) = me.reload_all().await {
+                                    tracing::warn!(error = %e, "reloading after a change notification failed; the periodic resync will catch up");
+                                }
+                            }
+                        })
+                    };
                     while let Some(change) = feed.recv().await {
+                        if change == Change::Everything {
+                            wanted.notify_one();
+                            continue;
+                        }
                         if let Err(e) = me.apply_from_feed(&change).await {
                             tracing::warn!(error = %e, change = %change.encode(), "applying a change notification failed; the periodic resync will catch up");
                         }
                     }
+                    reloader.abort();
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "no change feed; relying on periodic resync"),

@@ -16,6 +16,29 @@ pub(crate) fn json_map(text: &str) -> Result<Map<String, Value>, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))
 }
 
+/// Rows above which [`decode_all`] leaves the async worker.
+const DECODE_INLINE_MAX: usize = 1_000;
+
+/// Decodes every row of a whole-table read. A large table (the full loads behind the
+/// in-memory view: 100,000 identities) takes a long stretch of CPU with nothing to await,
+/// so beyond [`DECODE_INLINE_MAX`] rows it runs on a blocking thread and the async
+/// workers keep serving meanwhile.
+pub(crate) async fn decode_all<R, T>(
+    rows: Vec<R>,
+    decode: fn(&R) -> crate::error::Result<T>,
+) -> crate::error::Result<Vec<T>>
+where
+    R: Send + 'static,
+    T: Send + 'static,
+{
+    if rows.len() <= DECODE_INLINE_MAX {
+        return rows.iter().map(decode).collect();
+    }
+    tokio::task::spawn_blocking(move || rows.iter().map(decode).collect())
+        .await
+        .map_err(|e| StoreError::Database(keyless_store::DatabaseError::new(e)))?
+}
+
 /// Defines `*_from_row` decoders for one backend's row type.
 macro_rules! row_decoders {
     ($row:ty) => {

@@ -124,34 +124,60 @@ fn compile_into(into: &mut Expressions, src: &str, credential: &str) {
     }
 }
 
-impl Snapshot {
-    /// Loads a snapshot from the store: one query per table (resource groups: one per
-    /// subscription).
-    pub async fn load(store: &dyn Store) -> Result<Snapshot, StoreError> {
-        let tenants = store
-            .list_tenants()
-            .await?
-            .into_iter()
-            .map(|t| t.id)
-            .collect();
-        let subscriptions: HashMap<String, SubscriptionRecord> = store
-            .list_subscriptions()
-            .await?
+/// Everything a [`Snapshot`] is built from, as the store returned it.
+struct Rows {
+    tenants: Vec<keyless_store::TenantRecord>,
+    subscriptions: Vec<SubscriptionRecord>,
+    service_principals: Vec<ServicePrincipalRecord>,
+    identities: Vec<IdentityRecord>,
+    credentials: Vec<FederatedCredentialRecord>,
+    role_assignments: Vec<RoleAssignmentRecord>,
+    trusted_issuers: Vec<keyless_store::TrustedIssuerRecord>,
+    resource_groups: Vec<keyless_store::ResourceGroupRecord>,
+    vaults: Vec<keyless_store::VaultRecord>,
+}
+
+impl Rows {
+    async fn fetch(store: &dyn Store) -> Result<Rows, StoreError> {
+        let tenants = store.list_tenants().await?;
+        let subscriptions = store.list_subscriptions().await?;
+        let service_principals = store.all_service_principals().await?;
+        let identities = store.all_identities().await?;
+        let credentials = store.all_federated_credentials().await?;
+        let role_assignments = store.all_role_assignments().await?;
+        let trusted_issuers = store.all_trusted_issuers().await?;
+        let mut resource_groups = Vec::new();
+        for sub in &subscriptions {
+            resource_groups.extend(store.list_resource_groups(&sub.id).await?);
+        }
+        let vaults = store.all_vaults().await?;
+        Ok(Rows {
+            tenants,
+            subscriptions,
+            service_principals,
+            identities,
+            credentials,
+            role_assignments,
+            trusted_issuers,
+            resource_groups,
+            vaults,
+        })
+    }
+
+    fn build(self) -> Snapshot {
+        let tenants = self.tenants.into_iter().map(|t| t.id).collect();
+        let subscriptions: HashMap<String, SubscriptionRecord> = self
+            .subscriptions
             .into_iter()
             .map(|s| (s.id.clone(), s))
             .collect();
-        let service_principals = store
-            .all_service_principals()
-            .await?
+        let service_principals = self
+            .service_principals
             .into_iter()
             .map(|sp| (sp.client_id.clone(), sp))
             .collect();
-        let identities: Vec<Arc<IdentityRecord>> = store
-            .all_identities()
-            .await?
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+        let identities: Vec<Arc<IdentityRecord>> =
+            self.identities.into_iter().map(Arc::new).collect();
         let identities_by_client = identities
             .iter()
             .map(|i| (Arc::from(i.client_id.as_str()), i.clone()))
@@ -164,7 +190,7 @@ impl Snapshot {
 
         let mut expressions = Expressions::default();
         let mut by_identity: HashMap<String, Vec<FederatedCredentialRecord>> = HashMap::new();
-        for fc in store.all_federated_credentials().await? {
+        for fc in self.credentials {
             if let Some(src) = &fc.expression {
                 compile_into(&mut expressions, src, &fc.name);
             }
@@ -180,7 +206,7 @@ impl Snapshot {
 
         let mut by_principal: HashMap<String, Vec<Arc<RoleAssignmentRecord>>> = HashMap::new();
         let mut assignments = Vec::new();
-        for a in store.all_role_assignments().await? {
+        for a in self.role_assignments {
             let a = Arc::new(a);
             by_principal
                 .entry(a.principal_id.clone())
@@ -193,9 +219,8 @@ impl Snapshot {
             .map(|(k, v)| (k, Arc::new(PrincipalRoles::new(v))))
             .collect();
 
-        let trusted_issuers = store.all_trusted_issuers().await?;
         let mut static_issuers = HashMap::new();
-        for t in &trusted_issuers {
+        for t in &self.trusted_issuers {
             match keyless_jose::JwkSet::parse(t.jwks.as_bytes(), 100) {
                 Ok(set) => {
                     let keys =
@@ -207,22 +232,22 @@ impl Snapshot {
                 }
             }
         }
-        let mut resource_groups = Vec::new();
-        for sub in subscriptions.keys() {
-            for g in store.list_resource_groups(sub).await? {
-                resource_groups.push((
+        let resource_groups = self
+            .resource_groups
+            .into_iter()
+            .map(|g| {
+                (
                     (g.subscription_id.clone(), g.name.to_ascii_lowercase()),
                     Arc::new(g),
-                ));
-            }
-        }
-        let vaults = store
-            .all_vaults()
-            .await?
+                )
+            })
+            .collect();
+        let vaults = self
+            .vaults
             .into_iter()
             .map(|v| (v.name.to_ascii_lowercase(), Arc::new(v)))
             .collect();
-        Ok(Snapshot {
+        Snapshot {
             tenants: Arc::new(tenants),
             subscriptions: Arc::new(subscriptions),
             service_principals: Arc::new(service_principals),
@@ -231,12 +256,27 @@ impl Snapshot {
             roles,
             assignments: assignments.into_iter().collect(),
             static_issuers: Arc::new(static_issuers),
-            trusted_issuers: Arc::new(trusted_issuers),
+            trusted_issuers: Arc::new(self.trusted_issuers),
             vaults,
-            resource_groups: resource_groups.into_iter().collect(),
+            resource_groups,
             expressions,
             identities_by_name,
-        })
+        }
+    }
+}
+
+impl Snapshot {
+    /// Loads a snapshot from the store: one query per table (resource groups: one per
+    /// subscription), then the maps built on a blocking thread.
+    pub async fn load(store: &dyn Store) -> Result<Snapshot, StoreError> {
+        let rows = Rows::fetch(store).await?;
+        // Building the maps of a large tenant is a long stretch of CPU with nothing to
+        // await (a few hundred milliseconds at 100,000 identities): on a blocking thread,
+        // the async workers keep serving exchanges and applying the change feed
+        // meanwhile.
+        tokio::task::spawn_blocking(move || rows.build())
+            .await
+            .map_err(|e| StoreError::Database(keyless_store::DatabaseError::new(e)))
     }
 
     /// The tenant a subscription belongs to.
@@ -279,6 +319,23 @@ impl Snapshot {
     pub fn assignment(&self, name: &str) -> Option<&Arc<RoleAssignmentRecord>> {
         self.assignments.get(&name.to_ascii_lowercase())
     }
+}
+
+/// Rounds of catching up, without the lock, with the changes applied while a full
+/// reload loaded, before the last one under it (bounded: writes may never pause).
+const CATCH_UP_ROUNDS: usize = 4;
+
+/// Applies `changes` (each key once) to `snapshot`, read again from the store.
+async fn refresh_all(
+    snapshot: &mut Snapshot,
+    store: &dyn Store,
+    changes: Vec<Change>,
+) -> Result<(), StoreError> {
+    let changes: HashSet<Change> = changes.into_iter().collect();
+    for change in &changes {
+        snapshot.refresh(store, change).await?;
+    }
+    Ok(())
 }
 
 /// The swappable view.
@@ -343,15 +400,36 @@ impl View {
     ) -> Result<(), StoreError> {
         let _one_at_a_time = self.reload.lock().await;
         *self.changes.lock().await = Some(Vec::new());
-        let loaded = load.await;
+        let mut fresh = match load.await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                *self.changes.lock().await = None;
+                return Err(e);
+            }
+        };
+        // Catch up with the changes applied meanwhile. Reading them back takes a query
+        // each, so the first rounds run without the lock (changes keep being applied
+        // to the current snapshot, and recorded for the next round); only the last
+        // round, with what is left, holds it up to the swap.
         let mut changes = self.changes.lock().await;
-        let missed = changes.take().unwrap_or_default();
-        let mut fresh = loaded?;
-        let missed: std::collections::HashSet<Change> = missed.into_iter().collect();
-        for change in &missed {
-            fresh.refresh(store, change).await?;
+        for _ in 0..CATCH_UP_ROUNDS {
+            let missed = changes.replace(Vec::new()).unwrap_or_default();
+            if missed.is_empty() {
+                break;
+            }
+            drop(changes);
+            let refreshed = refresh_all(&mut fresh, store, missed).await;
+            changes = self.changes.lock().await;
+            if let Err(e) = refreshed {
+                *changes = None;
+                return Err(e);
+            }
         }
-        self.current.store(Arc::new(fresh));
+        let missed = changes.take().unwrap_or_default();
+        refresh_all(&mut fresh, store, missed).await?;
+        let previous = self.current.swap(Arc::new(fresh));
+        // Freeing a large snapshot (when this held its last reference) is CPU work too.
+        drop(tokio::task::spawn_blocking(move || drop(previous)));
         self.reloads.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

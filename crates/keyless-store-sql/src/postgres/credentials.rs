@@ -140,7 +140,7 @@ pub(super) async fn all_federated_credentials(
         sqlx::query("SELECT * FROM federated_credentials ORDER BY identity_principal_id, name_key")
             .fetch_all(&db.pool)
             .await?;
-    rows.iter().map(federated_credential_from_row).collect()
+    crate::row_decoding::decode_all(rows, federated_credential_from_row).await
 }
 
 pub(super) async fn delete_federated_credential(

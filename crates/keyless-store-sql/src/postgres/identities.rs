@@ -144,7 +144,7 @@ pub(super) async fn all_identities(db: &PgStore) -> Result<Vec<IdentityRecord>> 
     let rows = sqlx::query("SELECT * FROM identities ORDER BY created_at, principal_id")
         .fetch_all(&db.pool)
         .await?;
-    rows.iter().map(identity_from_row).collect()
+    crate::row_decoding::decode_all(rows, identity_from_row).await
 }
 
 pub(super) async fn delete_identity(

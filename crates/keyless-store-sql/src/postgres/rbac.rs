@@ -41,7 +41,7 @@ pub(super) async fn all_role_assignments(db: &PgStore) -> Result<Vec<RoleAssignm
     let rows = sqlx::query("SELECT * FROM role_assignments ORDER BY created_at, name")
         .fetch_all(&db.pool)
         .await?;
-    rows.iter().map(role_assignment_from_row).collect()
+    crate::row_decoding::decode_all(rows, role_assignment_from_row).await
 }
 
 pub(super) async fn role_assignments_of(

@@ -128,7 +128,7 @@ pub(super) async fn all_federated_credentials(
         sqlx::query("SELECT * FROM federated_credentials ORDER BY identity_principal_id, name")
             .fetch_all(&db.reader)
             .await?;
-    rows.iter().map(federated_credential_from_row).collect()
+    crate::row_decoding::decode_all(rows, federated_credential_from_row).await
 }
 
 pub(super) async fn delete_federated_credential(

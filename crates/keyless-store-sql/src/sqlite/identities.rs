@@ -125,7 +125,7 @@ pub(super) async fn all_identities(db: &SqliteStore) -> Result<Vec<IdentityRecor
     let rows = sqlx::query("SELECT * FROM identities ORDER BY created_at, principal_id")
         .fetch_all(&db.reader)
         .await?;
-    rows.iter().map(identity_from_row).collect()
+    crate::row_decoding::decode_all(rows, identity_from_row).await
 }
 
 pub(super) async fn delete_identity(

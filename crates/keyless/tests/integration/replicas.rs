@@ -608,6 +608,16 @@ async fn replicas_share_one_bootstrap_and_see_each_others_changes_within_a_secon
     // From here on B applies A's writes by key (issue 13): no full reload of its view.
     // (Wait for the identity to arrive first, so B's own start-up signals are behind.)
     p.until_readable(&p.b, &tb, &format!("/subscriptions/{}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/replicated?api-version={MI_API}", p.sub())).await?;
+    // B's feed asked for one full reload when it started listening; it runs beside the
+    // changes by key, so wait for it to be counted before counting from here.
+    let started = Instant::now();
+    while metric(&p.b, &tb, "keyless_view_reloads_total").await? < 1 {
+        ensure!(
+            started.elapsed() < PROPAGATION_BOUND,
+            "B never finished its start-up reload"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let reloads_before = metric(&p.b, &tb, "keyless_view_reloads_total").await?;
     let applied_before = metric(&p.b, &tb, "keyless_view_changes_applied_total").await?;
     let subject = "system:serviceaccount:default:replicated";
