@@ -45,6 +45,8 @@ const USABLE: usize = 20;
 /// Credentials written on replica A and timed until usable on B.
 const REPLICA_TRIALS: usize = 40;
 const EXCHANGES: usize = 300;
+/// Exchanges at each of 10 and N identities in the interleaved comparison.
+const PAIRED: usize = 1_000;
 const SUBJECT: &str = "system:serviceaccount:default:bench";
 const MI_API: &str = "2023-01-31";
 
@@ -222,7 +224,42 @@ struct Scale {
     exchange: Duration,
 }
 
-async fn measure(n: usize, issuer: &str, cluster_http: &reqwest::Client, ca: &Path) -> Scale {
+/// A measured server, kept running for the interleaved comparison.
+struct Live {
+    _server: tokio::process::Child,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+    authority: String,
+    tenant: String,
+    clients: Vec<String>,
+}
+
+impl Live {
+    /// One exchange for the `pick`-th seeded identity; its latency.
+    async fn timed_exchange(&self, pick: u64, assertion: &str) -> Duration {
+        let client_id = &self.clients[(pick % self.clients.len() as u64) as usize];
+        let started = Instant::now();
+        assert_eq!(
+            exchange(
+                &self.http,
+                &self.authority,
+                &self.tenant,
+                client_id,
+                assertion
+            )
+            .await,
+            200
+        );
+        started.elapsed()
+    }
+}
+
+async fn measure(
+    n: usize,
+    issuer: &str,
+    cluster_http: &reqwest::Client,
+    ca: &Path,
+) -> (Scale, Live) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_string();
     let ca_s = ca.to_str().unwrap().to_string();
@@ -356,8 +393,7 @@ async fn measure(n: usize, issuer: &str, cluster_http: &reqwest::Client, ca: &Pa
     for v in [&mut id_lat, &mut fc_lat, &mut usable, &mut ex_lat] {
         v.sort();
     }
-    drop(server);
-    Scale {
+    let scale = Scale {
         n,
         startup,
         rss_kib: rss,
@@ -365,7 +401,16 @@ async fn measure(n: usize, issuer: &str, cluster_http: &reqwest::Client, ca: &Pa
         credential_put: (percentile(&fc_lat, 0.5), percentile(&fc_lat, 0.99)),
         usable: (percentile(&usable, 0.5), percentile(&usable, 1.0)),
         exchange: percentile(&ex_lat, 0.5),
-    }
+    };
+    let live = Live {
+        _server: server,
+        _dir: dir,
+        http,
+        authority,
+        tenant,
+        clients,
+    };
+    (scale, live)
 }
 
 /// What two replicas on PostgreSQL measured at N identities.
@@ -677,11 +722,42 @@ async fn main() {
     let cluster_http = client(&ca);
     pin_self(1);
 
-    let base = measure(10, &issuer, &cluster_http, &ca).await;
+    let (base, base_live) = measure(10, &issuer, &cluster_http, &ca).await;
     let mut scales = Vec::new();
+    let mut largest = None;
     for &n in &ns {
-        scales.push(measure(n, &issuer, &cluster_http, &ca).await);
+        let (scale, live) = measure(n, &issuer, &cluster_http, &ca).await;
+        scales.push(scale);
+        // Only the last (largest) server stays up, for the comparison below.
+        largest = Some(live);
     }
+    // Exchange latency at 10 and at N identities, interleaved (alternating which goes
+    // first) so that both see the same moment of this shared machine: sequential
+    // latencies of ~0.3 ms measured minutes apart differ by more than the 10% compared.
+    let paired = match &largest {
+        Some(big) => {
+            let assertions = mint(&cluster_http, &issuer, 2 * PAIRED).await;
+            let (mut small_lat, mut big_lat) = (Vec::new(), Vec::new());
+            let mut pick = 0x2545_f491_4f6c_dd1du64;
+            for (i, pair) in assertions.chunks(2).enumerate() {
+                pick ^= pick << 13;
+                pick ^= pick >> 7;
+                pick ^= pick << 17;
+                if i % 2 == 0 {
+                    small_lat.push(base_live.timed_exchange(pick, &pair[0]).await);
+                    big_lat.push(big.timed_exchange(pick, &pair[1]).await);
+                } else {
+                    big_lat.push(big.timed_exchange(pick, &pair[1]).await);
+                    small_lat.push(base_live.timed_exchange(pick, &pair[0]).await);
+                }
+            }
+            small_lat.sort();
+            big_lat.sort();
+            Some((percentile(&small_lat, 0.5), percentile(&big_lat, 0.5)))
+        }
+        None => None,
+    };
+    drop((base_live, largest));
     let postgres = std::env::var("KEYLESS_TEST_POSTGRES_URL")
         .ok()
         .filter(|u| !u.is_empty());
@@ -758,13 +834,15 @@ async fn main() {
             ms(first.credential_put.0),
             1.25,
         ));
-        rows.push(Row::ratio(
-            &format!("exchange latency median, N={b} vs 10"),
-            ms(last.exchange),
-            "ms",
-            ms(base.exchange),
-            1.10,
-        ));
+        if let Some((small, big)) = paired {
+            rows.push(Row::ratio(
+                &format!("exchange latency median, N={b} vs 10, interleaved ({PAIRED} each)"),
+                ms(big),
+                "ms",
+                ms(small),
+                1.10,
+            ));
+        }
     }
     if let Some(r) = &replicas {
         let n = r.n;
