@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             identity_upsert_keeps_ids_and_group_casing
             resource_groups_and_identities_are_listed_by_name
             every_identity_is_listed_in_creation_order
+            a_large_table_loads_whole_and_in_order
             credential_issuer_and_subject_are_unique_per_identity
             credential_update_by_name_ignores_case
             credential_limit_is_enforced
