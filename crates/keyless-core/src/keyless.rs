@@ -442,7 +442,10 @@ impl Keyless {
                             continue;
                         }
                         if let Err(e) = me.apply_from_feed(&change).await {
-                            tracing::warn!(error = %e, change = %change.encode(), "applying a change notification failed; the periodic resync will catch up");
+                            // Not left to the periodic resync (30 s by default): a full
+                            // reload re-reads the key that could not be read.
+                            tracing::warn!(error = %e, change = %change.encode(), "applying a change notification failed; reloading");
+                            wanted.notify_one();
                         }
                     }
                     reloader.abort();
