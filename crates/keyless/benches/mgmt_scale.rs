@@ -213,6 +213,46 @@ async fn timed_put(
     started.elapsed()
 }
 
+/// The management path of identity `name` in group `bench`.
+fn identity_path(sub: &str, name: &str) -> String {
+    format!(
+        "/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}?api-version={MI_API}"
+    )
+}
+
+/// The management path of identity `name`'s credential `fic`.
+fn credential_path(sub: &str, name: &str) -> String {
+    format!(
+        "/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}/federatedIdentityCredentials/fic?api-version={MI_API}"
+    )
+}
+
+/// Creates identity `name` with a credential for [`SUBJECT`] through `authority`;
+/// returns its client id once the credential's `PUT` has answered.
+async fn identity_with_credential(
+    http: &reqwest::Client,
+    authority: &str,
+    bearer: &str,
+    sub: &str,
+    issuer: &str,
+    name: &str,
+) -> String {
+    let identity = support::put(
+        http,
+        authority,
+        bearer,
+        identity_path(sub, name),
+        json!({"location": "local"}),
+    )
+    .await;
+    let body = json!({"properties": {"issuer": issuer, "subject": SUBJECT, "audiences": ["api://AzureADTokenExchange"]}});
+    timed_put(http, authority, bearer, credential_path(sub, name), body).await;
+    identity["properties"]["clientId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// What one N measured.
 struct Scale {
     n: usize,
@@ -304,16 +344,6 @@ async fn measure(
     }
     let rss = rss_kib(pid);
 
-    let identity_path = |name: &str| {
-        format!(
-            "/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}?api-version={MI_API}"
-        )
-    };
-    let credential_path = |name: &str| {
-        format!(
-            "/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}/federatedIdentityCredentials/fic?api-version={MI_API}"
-        )
-    };
     let mut id_lat = Vec::new();
     for i in 0..WRITES {
         id_lat.push(
@@ -321,7 +351,7 @@ async fn measure(
                 &http,
                 &authority,
                 &bearer,
-                identity_path(&format!("new-{i}")),
+                identity_path(&sub, &format!("new-{i}")),
                 json!({"location": "local"}),
             )
             .await,
@@ -335,7 +365,7 @@ async fn measure(
                 &http,
                 &authority,
                 &bearer,
-                credential_path(&format!("new-{i}")),
+                credential_path(&sub, &format!("new-{i}")),
                 body,
             )
             .await,
@@ -346,20 +376,8 @@ async fn measure(
     let mut usable = Vec::new();
     for i in 0..USABLE {
         let name = format!("usable-{i}");
-        let identity = support::put(
-            &http,
-            &authority,
-            &bearer,
-            identity_path(&name),
-            json!({"location": "local"}),
-        )
-        .await;
-        let client_id = identity["properties"]["clientId"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let body = json!({"properties": {"issuer": issuer, "subject": SUBJECT, "audiences": ["api://AzureADTokenExchange"]}});
-        timed_put(&http, &authority, &bearer, credential_path(&name), body).await;
+        let client_id =
+            identity_with_credential(&http, &authority, &bearer, &sub, issuer, &name).await;
         let acknowledged = Instant::now();
         loop {
             let a = assertions.next().expect("enough assertions");
@@ -547,39 +565,14 @@ async fn measure_replicas(
     ];
     args.extend(support::LIMITS_OFF);
     let scope = format!("{public}/.default");
-    let bearer_of = |http: reqwest::Client, replica: String| {
-        let admin: Value =
-            serde_json::from_slice(&std::fs::read(data.join("admin.json")).unwrap()).unwrap();
-        let scope = scope.clone();
-        async move {
-            let tenant = admin["tenantId"].as_str().unwrap().to_string();
-            let token: Value = http
-                .post(format!("{replica}/{tenant}/oauth2/v2.0/token"))
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", admin["clientId"].as_str().unwrap()),
-                    ("client_secret", admin["clientSecret"].as_str().unwrap()),
-                    ("scope", &scope),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let sub = admin["subscriptionId"].as_str().unwrap().to_string();
-            (
-                tenant,
-                sub,
-                token["access_token"].as_str().unwrap().to_string(),
-            )
-        }
-    };
     // Bootstrap on the empty database, and the resource group.
     let (tenant, sub) = {
         let (first, a) = start_replica(&args).await;
         let http = client(&data.join("ca.pem"));
-        let (tenant, sub, bearer) = bearer_of(http.clone(), a.clone()).await;
+        let admin = support::read_admin(&data);
+        let bearer = support::admin_client_token(&http, &a, &admin, &scope).await;
+        let tenant = admin["tenantId"].as_str().unwrap().to_string();
+        let sub = admin["subscriptionId"].as_str().unwrap().to_string();
         support::put(
             &http,
             &a,
@@ -606,16 +599,11 @@ async fn measure_replicas(
     args_b.extend(["--resync-interval", "1"]);
     let (replica_b, b) = start_replica(&args_b).await;
     let http = client(&data.join("ca.pem"));
-    let (_, _, bearer) = bearer_of(http.clone(), a.clone()).await;
+    let bearer = support::admin_client_token(&http, &a, &support::read_admin(&data), &scope).await;
     let mut assertions = mint(cluster_http, issuer, REPLICA_TRIALS * 40)
         .await
         .into_iter();
 
-    let identity_path = |name: &str| {
-        format!(
-            "/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}?api-version={MI_API}"
-        )
-    };
     let mut id_lat = Vec::new();
     for i in 0..WRITES / 4 {
         id_lat.push(
@@ -623,7 +611,7 @@ async fn measure_replicas(
                 &http,
                 &a,
                 &bearer,
-                identity_path(&format!("new-{i}")),
+                identity_path(&sub, &format!("new-{i}")),
                 json!({"location": "local"}),
             )
             .await,
@@ -635,23 +623,7 @@ async fn measure_replicas(
     for i in 0..REPLICA_TRIALS {
         tokio::time::sleep(Duration::from_millis(40)).await;
         let name = format!("usable-{i}");
-        let identity = support::put(
-            &http,
-            &a,
-            &bearer,
-            identity_path(&name),
-            json!({"location": "local"}),
-        )
-        .await;
-        let client_id = identity["properties"]["clientId"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let path = format!(
-            "/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}/federatedIdentityCredentials/fic?api-version={MI_API}"
-        );
-        let body = json!({"properties": {"issuer": issuer, "subject": SUBJECT, "audiences": ["api://AzureADTokenExchange"]}});
-        timed_put(&http, &a, &bearer, path, body).await;
+        let client_id = identity_with_credential(&http, &a, &bearer, &sub, issuer, &name).await;
         let acknowledged = Instant::now();
         // Written on A, exchanged on B: a new assertion each try, 2 ms apart.
         let (mut tries, mut slowest) = (0, Duration::ZERO);

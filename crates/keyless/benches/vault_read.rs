@@ -73,32 +73,12 @@ async fn main() {
         .unwrap();
     let tenant = admin["tenantId"].as_str().unwrap();
     let sub = admin["subscriptionId"].as_str().unwrap();
-    let client_id = admin["clientId"].as_str().unwrap().to_string();
-    let client_secret = admin["clientSecret"].as_str().unwrap().to_string();
-    let token_url = format!("{authority}/{tenant}/oauth2/v2.0/token");
     let token = {
-        let http = http.clone();
+        let (http, admin) = (http.clone(), std::sync::Arc::new(admin.clone()));
+        let authority = authority.clone();
         move |scope: String| {
-            let http = http.clone();
-            let form = vec![
-                ("grant_type", "client_credentials".to_string()),
-                ("client_id", client_id.clone()),
-                ("client_secret", client_secret.clone()),
-                ("scope", scope),
-            ];
-            let url = token_url.clone();
-            async move {
-                let v: Value = http
-                    .post(url)
-                    .form(&form)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                v["access_token"].as_str().unwrap().to_string()
-            }
+            let (http, admin, authority) = (http.clone(), admin.clone(), authority.clone());
+            async move { support::admin_client_token(&http, &authority, &admin, &scope).await }
         }
     };
     let arm = token(format!("{authority}/.default")).await;

@@ -109,23 +109,26 @@ pub fn pin_self(cpu: usize) {
     assert!(status.success(), "taskset failed");
 }
 
-/// The admin's management token: (tenant, bearer, admin.json).
-pub async fn admin_token(
+/// The server's `admin.json` (tenant, subscription, client id and secret).
+pub fn read_admin(data_dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(data_dir.join("admin.json")).unwrap()).unwrap()
+}
+
+/// A token for `scope` from `authority`, for the admin's client id and secret.
+pub async fn admin_client_token(
     http: &reqwest::Client,
     authority: &str,
-    data_dir: &std::path::Path,
-) -> (String, String, serde_json::Value) {
-    let admin: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data_dir.join("admin.json")).unwrap()).unwrap();
-    let tenant = admin["tenantId"].as_str().unwrap().to_string();
-    let scope = format!("{authority}/.default");
+    admin: &serde_json::Value,
+    scope: &str,
+) -> String {
+    let tenant = admin["tenantId"].as_str().unwrap();
     let token: serde_json::Value = http
         .post(format!("{authority}/{tenant}/oauth2/v2.0/token"))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", admin["clientId"].as_str().unwrap()),
             ("client_secret", admin["clientSecret"].as_str().unwrap()),
-            ("scope", &scope),
+            ("scope", scope),
         ])
         .send()
         .await
@@ -133,7 +136,19 @@ pub async fn admin_token(
         .json()
         .await
         .unwrap();
-    let bearer = token["access_token"].as_str().unwrap().to_string();
+    token["access_token"].as_str().unwrap().to_string()
+}
+
+/// The admin's management token: (tenant, bearer, admin.json).
+pub async fn admin_token(
+    http: &reqwest::Client,
+    authority: &str,
+    data_dir: &std::path::Path,
+) -> (String, String, serde_json::Value) {
+    let admin = read_admin(data_dir);
+    let tenant = admin["tenantId"].as_str().unwrap().to_string();
+    let scope = format!("{authority}/.default");
+    let bearer = admin_client_token(http, authority, &admin, &scope).await;
     (tenant, bearer, admin)
 }
 
