@@ -63,10 +63,19 @@ async fn start_with(program: &str, args: &[&str], envs: &[(&str, &str)]) -> (Chi
 
 /// User + system CPU seconds of process `pid` so far (from /proc).
 pub fn cpu_seconds(pid: u32) -> f64 {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// User and system CPU seconds of process `pid` so far (from /proc), apart: on
+/// loopback the system part also holds the peer's TCP receive path and its wake-up,
+/// which the sender's `write` runs.
+pub fn cpu_split(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = after.split_whitespace().collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+    let ticks = |i: usize| fields[i].parse::<f64>().unwrap() / 100.0;
+    (ticks(11), ticks(12))
 }
 
 /// Starts `keyless ARGS` confined to core `cpu` (`taskset -a -c CPU`, so every thread
