@@ -190,6 +190,11 @@ impl Keyless {
                 self.view.reloads(),
             ),
             (
+                "keyless_view_resyncs_skipped_total",
+                "Periodic resyncs that did not reload, the change feed having missed no write.",
+                self.metrics.resyncs_skipped(),
+            ),
+            (
                 "keyless_view_changes_applied_total",
                 "Changes applied to the in-memory view by key (writes here and on other replicas).",
                 self.view.changes_applied(),
@@ -409,7 +414,8 @@ impl Keyless {
 
     /// Starts the background work of a serving process: applying to the in-memory state
     /// what another replica changes in the database (the store's change feed), a periodic
-    /// full resync as a safety net (`resync`), and housekeeping every
+    /// full resync as a safety net (`resync`; skipped when the store says its feed missed
+    /// no write, see [`Store::may_have_missed_changes`]), and housekeeping every
     /// `settings.housekeeping_interval`.
     pub fn start_background(self: &Arc<Self>, resync: std::time::Duration) {
         let me = self.clone();
@@ -458,11 +464,27 @@ impl Keyless {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(resync);
             tick.tick().await;
+            // A failed reload is retried at the next tick whatever the store says: the
+            // store counted the missed write as covered when it answered `true`.
+            let mut failed = false;
             loop {
                 tick.tick().await;
-                if let Err(e) = me.reload_all().await {
-                    tracing::warn!(error = %e, "periodic resync failed; serving the last loaded state");
+                let needed = failed
+                    || me.store.may_have_missed_changes().await.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot tell whether changes were missed; resyncing");
+                        true
+                    });
+                if !needed {
+                    me.metrics.resync_skipped();
+                    continue;
                 }
+                failed = match me.reload_all().await {
+                    Ok(()) => false,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "periodic resync failed; serving the last loaded state");
+                        true
+                    }
+                };
             }
         });
         let me = self.clone();

@@ -15,6 +15,7 @@ pub struct Metrics {
     failures: Mutex<BTreeMap<u32, u64>>,
     latency_us_sum: AtomicU64,
     latency_count: AtomicU64,
+    resyncs_skipped: AtomicU64,
 }
 
 impl Metrics {
@@ -37,6 +38,16 @@ impl Metrics {
         }
         self.latency_us_sum.fetch_add(latency_us, Ordering::Relaxed);
         self.latency_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a periodic resync skipped because the change feed missed nothing.
+    pub fn resync_skipped(&self) {
+        self.resyncs_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Periodic resyncs skipped so far.
+    pub fn resyncs_skipped(&self) -> u64 {
+        self.resyncs_skipped.load(Ordering::Relaxed)
     }
 
     /// Renders the Prometheus text format, with the counters the caller adds.

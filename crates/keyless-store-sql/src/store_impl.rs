@@ -1,7 +1,7 @@
 //! `impl Store` for a backend, written once for both: every method forwards to the
 //! function of the same name in the backend's aggregate module (`tenancy`, `identities`,
-//! `credentials`, `issuers`, `rbac`, `keys`, `signins`, `vaults`, `secrets`; `ping` and
-//! `change_feed` in the backend's root) and turns the crate's error into a
+//! `credentials`, `issuers`, `rbac`, `keys`, `signins`, `vaults`, `secrets`; `ping`,
+//! `change_feed` and `may_have_missed_changes` in the backend's root) and turns the crate's error into a
 //! [`StoreError`](keyless_store::StoreError). Keeping the trait impl to forwarding lines
 //! lets each aggregate live in a module of its own, and the two backends expose the same
 //! module layout.
@@ -67,7 +67,8 @@ macro_rules! impl_store {
 
 /// The forwarding itself: `module::method(args) -> T;` becomes
 /// `async fn method(&self, args) -> Result<T, StoreError>` calling `module::method(self,
-/// args)`; `change_feed` and `ping` live in the backend's root module.
+/// args)`; `change_feed`, `ping` and `may_have_missed_changes` live in the backend's root
+/// module.
 macro_rules! forward {
     ($store:ty; $($module:ident :: $name:ident ($($arg:ident : $argty:ty),*) -> $ret:ty;)*) => {
         #[async_trait::async_trait]
@@ -86,6 +87,10 @@ macro_rules! forward {
 
             async fn ping(&self) -> Result<(), keyless_store::StoreError> {
                 ping(self).await.map_err(Into::into)
+            }
+
+            async fn may_have_missed_changes(&self) -> Result<bool, keyless_store::StoreError> {
+                may_have_missed_changes(self).await.map_err(Into::into)
             }
         }
     };

@@ -775,3 +775,127 @@ async fn unreachable_database_fails_fast_and_recovers() -> anyhow::Result<()> {
 
 #[path = "support/proxy.rs"]
 mod proxy;
+
+/// The periodic resync is skipped while the feed is told of every write, and asked for
+/// (once, one check late) when a write was never notified: a hand edit, a `TRUNCATE`, a
+/// transaction that changed a row and rolled back. Without a listening feed it is always
+/// needed; the sign-in log is not counted.
+#[tokio::test]
+async fn resync_is_needed_only_when_a_write_was_never_notified() -> anyhow::Result<()> {
+    let db = test_db!();
+    let a = db.store().await;
+    let b = db.store().await;
+    seed(&a, &[1, 2]).await?;
+    assert!(b.may_have_missed_changes().await?, "no feed yet");
+    let mut feed = b.change_feed().await?.expect("feed");
+    assert_eq!(
+        next_change(&mut feed, Duration::from_secs(10)).await,
+        Some(Change::Everything),
+        "listening"
+    );
+    assert!(!b.may_have_missed_changes().await?);
+
+    // Writes through A (and B itself), each told: no reload, however many checks.
+    for i in 0..5 {
+        let by: &PgStore = if i % 2 == 0 { &a } else { &b };
+        by.upsert_federated_credential(&fic(&pid(1), &format!("f{i}"), &format!("s{i}")), None)
+            .await?;
+        assert_eq!(
+            next_change(&mut feed, Duration::from_secs(5)).await,
+            Some(Change::Credentials {
+                identity_principal_id: pid(1)
+            })
+        );
+        assert!(!b.may_have_missed_changes().await?, "write {i}");
+    }
+    a.insert_signins(&[signin(10)]).await?;
+    assert!(!b.may_have_missed_changes().await?);
+    assert!(
+        !b.may_have_missed_changes().await?,
+        "the sign-in log is not counted"
+    );
+
+    let mut admin = db.connect().await;
+    let missed = async |b: &PgStore, what: &str| -> anyhow::Result<()> {
+        // One check late: the write might still have been committing at the first.
+        assert!(!b.may_have_missed_changes().await?, "{what}: first check");
+        assert!(b.may_have_missed_changes().await?, "{what}: second check");
+        assert!(!b.may_have_missed_changes().await?, "{what}: reloaded once");
+        Ok(())
+    };
+    sqlx::query("UPDATE identities SET location = 'by hand' WHERE principal_id = $1")
+        .bind(pid(2))
+        .execute(&mut admin)
+        .await?;
+    missed(&b, "a hand edit").await?;
+    sqlx::query("TRUNCATE trusted_issuers")
+        .execute(&mut admin)
+        .await?;
+    missed(&b, "a truncate").await?;
+    let mut rolled_back = admin.begin().await?;
+    sqlx::query("DELETE FROM federated_credentials WHERE name = 'f0'")
+        .execute(&mut *rolled_back)
+        .await?;
+    rolled_back.rollback().await?;
+    missed(&b, "a rolled-back delete").await?;
+    // A statement that changes no row takes no number.
+    sqlx::query("DELETE FROM federated_credentials WHERE name = 'absent'")
+        .execute(&mut admin)
+        .await?;
+    assert!(!b.may_have_missed_changes().await?);
+    assert!(!b.may_have_missed_changes().await?);
+    // Two hand edits around a notified write: the notified one does not hide them.
+    sqlx::query("UPDATE identities SET location = 'again' WHERE principal_id = $1")
+        .bind(pid(2))
+        .execute(&mut admin)
+        .await?;
+    a.upsert_federated_credential(&fic(&pid(2), "g", "s"), None)
+        .await?;
+    assert!(signalled(&mut feed, Duration::from_secs(5)).await);
+    missed(&b, "a hand edit before a notified write").await?;
+
+    // The listener's connection lost: needed until it listens again.
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'keyless-listener'",
+    )
+    .execute(&mut admin)
+    .await?;
+    assert_eq!(
+        next_change(&mut feed, Duration::from_secs(10)).await,
+        Some(Change::Everything),
+        "listening again"
+    );
+    assert!(
+        !b.may_have_missed_changes().await?,
+        "counting from the reconnection"
+    );
+    drop(feed);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !b.may_have_missed_changes().await? {
+        assert!(Instant::now() < deadline, "a dropped feed stops counting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// One successful sign-in record at `at`.
+fn signin(at: i64) -> SignInRecord {
+    SignInRecord {
+        id: 0,
+        at,
+        tenant_id: T.into(),
+        client_id: "c".into(),
+        principal_id: None,
+        issuer: None,
+        subject: None,
+        resource: None,
+        success: true,
+        error_code: None,
+        error: None,
+        client_ip: None,
+        correlation_id: "x".into(),
+        latency_us: 1,
+        count: 1,
+    }
+}

@@ -124,6 +124,10 @@ macro_rules! with_deadline {
             async fn ping(&self) -> Result<(), StoreError> {
                 self.run("ping", self.inner.ping()).await
             }
+
+            async fn may_have_missed_changes(&self) -> Result<bool, StoreError> {
+                self.run("may_have_missed_changes", self.inner.may_have_missed_changes()).await
+            }
         }
     };
 }

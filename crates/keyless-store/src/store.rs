@@ -238,4 +238,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the database answers now (a cheap round trip), for health reporting.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Asked by the periodic resync, which skips its full reload on `false`: whether a
+    /// change committed by another process may not have reached this store's
+    /// [`Store::change_feed`]. The answer compares what the database has counted with
+    /// what the feed was told, and lags one call behind (a write still committing is not
+    /// a missed one), so a missed change is reported by the second call after it. `true`
+    /// also records that the caller reloads now. Always `true` without a change feed
+    /// (SQLite, or a feed that is reconnecting).
+    async fn may_have_missed_changes(&self) -> Result<bool, StoreError>;
 }

@@ -40,8 +40,10 @@ pub struct ServeArgs {
     /// published URL, token issuer and audience, and vault host.
     #[arg(long, env = "KEYLESS_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Seconds between full reloads of the in-memory state from the database (a safety
-    /// net behind the change notifications of PostgreSQL).
+    /// Seconds between checks that the in-memory state missed no write (a safety net
+    /// behind PostgreSQL's change notifications): on PostgreSQL a full reload happens only
+    /// when a write was never notified (e.g. a hand edit; caught within two intervals);
+    /// on SQLite every check reloads.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub resync_interval: u64,
     /// Database URL: `sqlite://PATH`, or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` for

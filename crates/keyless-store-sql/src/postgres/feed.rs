@@ -22,13 +22,21 @@
 //! The process that writes also receives its own notifications (its listener is just
 //! another session); that costs one redundant refresh of the key it changed.
 //!
+//! Each payload's write generation (`g<n>|`, see [`super::generation`]) is recorded in
+//! the feed's [`Generations`]: right after every `LISTEN` the task reads the sequence on
+//! the listening connection and starts counting from there, and while it is not
+//! listening every check asks for a reload.
+//!
 //! The task ends when the receiver is dropped.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyless_store::Change;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::mpsc::{self, error::TrySendError};
+
+use super::generation::{Generations, split_payload};
 
 /// The notification channel every write notifies.
 pub(super) const CHANNEL: &str = "keyless_changes";
@@ -50,10 +58,21 @@ pub const QUEUE: usize = 1024;
 pub(super) fn spawn(
     options: PgConnectOptions,
     connect_timeout: Duration,
+    generations: Arc<Mutex<Generations>>,
 ) -> mpsc::Receiver<Change> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(options, connect_timeout, tx));
+    tokio::spawn(async move {
+        run(options, connect_timeout, &tx, &generations).await;
+        record(&generations, Generations::stopped);
+    });
     rx
+}
+
+/// Updates the feed's bookkeeping (never held across an await).
+fn record(generations: &Mutex<Generations>, update: impl FnOnce(&mut Generations)) {
+    if let Ok(mut g) = generations.lock() {
+        update(&mut g);
+    }
 }
 
 /// Why [`pump`] returned.
@@ -64,18 +83,26 @@ enum Stop {
     Lost(String),
 }
 
-async fn run(options: PgConnectOptions, connect_timeout: Duration, tx: mpsc::Sender<Change>) {
+async fn run(
+    options: PgConnectOptions,
+    connect_timeout: Duration,
+    tx: &mpsc::Sender<Change>,
+    generations: &Mutex<Generations>,
+) {
     let mut backoff = MIN_BACKOFF;
     loop {
         match listen(&options, connect_timeout).await {
-            Ok(mut listener) => {
+            Ok((mut listener, now)) => {
                 backoff = MIN_BACKOFF;
+                record(generations, |g| g.listening(now));
                 // Changes committed while nobody listened are unknown: reload once. This
                 // one must arrive, so it waits for room.
                 if tx.send(Change::Everything).await.is_err() {
                     return;
                 }
-                match pump(&mut listener, &tx).await {
+                let stop = pump(&mut listener, tx, generations).await;
+                record(generations, Generations::stopped);
+                match stop {
                     Stop::Closed => return,
                     Stop::Lost(why) => {
                         tracing::warn!(error = %why, "change feed: connection lost; reconnecting");
@@ -95,11 +122,12 @@ async fn run(options: PgConnectOptions, connect_timeout: Duration, tx: mpsc::Sen
 }
 
 /// Connects a fresh listener (on its own one-connection pool, so reconnecting never
-/// competes with the store's pool) and subscribes.
+/// competes with the store's pool), subscribes, and reads the write generation as it
+/// stands once the subscription is in effect.
 async fn listen(
     options: &PgConnectOptions,
     connect_timeout: Duration,
-) -> Result<PgListener, sqlx::Error> {
+) -> Result<(PgListener, u64), sqlx::Error> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(connect_timeout)
@@ -112,11 +140,16 @@ async fn listen(
     listener.eager_reconnect(false);
     listener.ignore_pool_close_event(true);
     listener.listen(CHANNEL).await?;
-    Ok(listener)
+    let now = super::current_generation(&mut listener).await?;
+    Ok((listener, now))
 }
 
 /// Forwards notifications until the connection is lost or the receiver is dropped.
-async fn pump(listener: &mut PgListener, tx: &mpsc::Sender<Change>) -> Stop {
+async fn pump(
+    listener: &mut PgListener,
+    tx: &mpsc::Sender<Change>,
+    generations: &Mutex<Generations>,
+) -> Stop {
     // Set when a change could not be queued: one `Everything` is owed to the consumer
     // and sent as soon as there is room; changes arriving meanwhile are covered by it.
     let mut owed = false;
@@ -140,10 +173,15 @@ async fn pump(listener: &mut PgListener, tx: &mpsc::Sender<Change>) -> Stop {
         };
         match next {
             Ok(Ok(Some(notification))) => {
+                let (generation, change) = split_payload(notification.payload());
+                if let Some(n) = generation {
+                    // Told, even when the change itself is covered by an owed reload.
+                    record(generations, |g| g.told(n));
+                }
                 if owed {
                     continue;
                 }
-                match tx.try_send(Change::parse(notification.payload())) {
+                match tx.try_send(Change::parse(change)) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => owed = true,
                     Err(TrySendError::Closed(_)) => return Stop::Closed,

@@ -41,6 +41,11 @@
 //!   [`feed`] for the listener. Sign-in log appends do not notify: the log is not part of
 //!   any replica's in-memory view, and notifying on it would make every replica reload
 //!   after every batch of token requests.
+//! * **Write generations.** A trigger on every counted table (all but the sign-in log)
+//!   gives each changing transaction one number from the `keyless_generation` sequence,
+//!   and its notifications carry it (`g<n>|<change>`). The feed records which numbers it
+//!   was told, so the periodic resync reloads only when one was missed (a hand edit, an
+//!   older replica): see [`generation`].
 //! * **Pool.** At most [`MAX_CONNECTIONS`] connections per process; acquiring one waits
 //!   at most [`ACQUIRE_TIMEOUT`], so while the database is down every call fails within
 //!   that time with [`StoreError::Database`] (connection attempts are retried inside that
@@ -61,6 +66,7 @@
 
 mod credentials;
 pub mod feed;
+pub mod generation;
 mod identities;
 mod issuers;
 mod keys;
@@ -73,6 +79,7 @@ mod tenancy;
 mod vaults;
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyless_store::{Change, FederatedCredentialRecord, StoreError, UpsertOutcome};
@@ -80,6 +87,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::error::{Result, database};
+use generation::Generations;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -89,11 +97,16 @@ pub const MAX_CONNECTIONS: u32 = 10;
 /// is unreachable: the bound on how long a call takes to fail when the database is down.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The bookkeeping of the feed the periodic resync consults (the most recently started
+/// one; a store normally has one).
+type FeedGenerations = Arc<Mutex<Option<Arc<Mutex<Generations>>>>>;
+
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
     options: PgConnectOptions,
+    generations: FeedGenerations,
 }
 
 impl PgStore {
@@ -121,7 +134,11 @@ impl PgStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, options })
+        Ok(Self {
+            pool,
+            options,
+            generations: FeedGenerations::default(),
+        })
     }
 
     /// Closes every pooled connection (a change feed keeps its own until its receiver is
@@ -137,7 +154,40 @@ async fn change_feed(
     db: &PgStore,
 ) -> Result<Option<tokio::sync::mpsc::Receiver<keyless_store::Change>>> {
     let options = db.options.clone().application_name("keyless-listener");
-    Ok(Some(feed::spawn(options, ACQUIRE_TIMEOUT)))
+    let generations = Arc::new(Mutex::new(Generations::default()));
+    if let Ok(mut current) = db.generations.lock() {
+        *current = Some(generations.clone());
+    }
+    Ok(Some(feed::spawn(options, ACQUIRE_TIMEOUT, generations)))
+}
+
+/// The sequence's current value: the highest write generation taken so far (0 before
+/// the first).
+async fn current_generation<'e, E>(executor: E) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    let n: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM keyless_generation",
+    )
+    .fetch_one(executor)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+async fn may_have_missed_changes(db: &PgStore) -> Result<bool> {
+    let feed = match db.generations.lock() {
+        Ok(current) => current.clone(),
+        Err(_) => None,
+    };
+    let Some(feed) = feed else {
+        return Ok(true);
+    };
+    let now = current_generation(&db.pool).await?;
+    Ok(match feed.lock() {
+        Ok(mut g) => g.check(now),
+        Err(_) => true,
+    })
 }
 
 async fn ping(db: &PgStore) -> Result<()> {
@@ -163,9 +213,13 @@ fn fold(name: &str) -> String {
 type Tx = Transaction<'static, Postgres>;
 
 /// Queues the change notification; PostgreSQL delivers it if and when `tx` commits.
-/// The payload names what changed ([`Change::encode`]), so replicas can refresh just that.
+/// The payload names what changed ([`Change::encode`]), so replicas can refresh just that,
+/// after the transaction's write generation (`g<n>|`, see [`generation`]) when it changed
+/// a counted row.
 async fn notify(tx: &mut Tx, change: &Change) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
+    sqlx::query(
+        "SELECT pg_notify($1, coalesce('g' || nullif(current_setting('keyless.generation', true), '') || '|', '') || $2)",
+    )
         .bind(feed::CHANNEL)
         .bind(change.encode())
         .execute(&mut **tx)

@@ -671,6 +671,75 @@ async fn replicas_share_one_bootstrap_and_see_each_others_changes_within_a_secon
     Ok(())
 }
 
+/// With a resync every second, a replica whose change feed missed nothing does not
+/// reload its view; a hand edit in the database (never notified) is still picked up by
+/// the resync, within two intervals.
+#[tokio::test]
+async fn resync_reloads_only_when_a_write_was_missed() -> Result<()> {
+    let admin_url = admin_url()?;
+    let db = Database::create(&admin_url).await?;
+    let url = db.url.clone();
+    let p = pair_with(db, &url, &url, &["--resync-interval", "1"]).await?;
+    let ta = token(&p.a, &p.admin, &p.arm_scope()).await?;
+    let tb = token(&p.b, &p.admin, &p.arm_scope()).await?;
+    let (client_id, _) = p.identity(&p.a, &ta, "edited").await?;
+    let (s, body) = p
+        .credential(
+            &p.a,
+            &ta,
+            "edited",
+            "fic",
+            "system:serviceaccount:default:edited",
+        )
+        .await?;
+    assert_eq!(s, 201, "{body}");
+    let assertion = p.cluster.mint("default", "edited").await?;
+    p.until_exchanges(&p.b, &client_id, &assertion).await?;
+
+    // B's start-up reload is behind it after a couple of intervals; from then on every
+    // resync is skipped.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let reloads = metric(&p.b, &tb, "keyless_view_reloads_total").await?;
+    let skipped = metric(&p.b, &tb, "keyless_view_resyncs_skipped_total").await?;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        metric(&p.b, &tb, "keyless_view_reloads_total").await?,
+        reloads,
+        "no reload while nothing was missed"
+    );
+    let skipped_now = metric(&p.b, &tb, "keyless_view_resyncs_skipped_total").await?;
+    assert!(
+        skipped_now >= skipped + 2,
+        "resyncs skipped: {skipped} then {skipped_now}"
+    );
+
+    // A hand edit moves the credential to another service account, without a
+    // notification: B follows it within two intervals (and a little).
+    psql(
+        &url,
+        "UPDATE federated_credentials SET subject = 'system:serviceaccount:default:other' WHERE name = 'fic'",
+    )
+    .await?;
+    let other = p.cluster.mint("default", "other").await?;
+    let edited = Instant::now();
+    loop {
+        let (s, body) = exchange(&p.b, p.tenant(), &client_id, &other, &p.arm_scope()).await?;
+        if s == 200 {
+            break;
+        }
+        ensure!(
+            edited.elapsed() < Duration::from_secs(5),
+            "B did not pick up the hand edit within 5 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("hand edit picked up by B after {:?}", edited.elapsed());
+    assert!(metric(&p.b, &tb, "keyless_view_reloads_total").await? > reloads);
+    let (s, _) = exchange(&p.b, p.tenant(), &client_id, &assertion, &p.arm_scope()).await?;
+    assert_ne!(s, 200, "the old subject no longer exchanges on B");
+    Ok(())
+}
+
 #[tokio::test]
 async fn concurrent_credential_writes_through_two_replicas_lose_nothing() -> Result<()> {
     let admin_url = admin_url()?;
