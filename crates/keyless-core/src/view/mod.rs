@@ -86,10 +86,12 @@ pub struct Snapshot {
     pub vaults: ShardedMap<String, Arc<keyless_store::VaultRecord>>,
     /// Resource groups by (subscription, lowercase name).
     pub resource_groups: ShardedMap<(String, String), Arc<keyless_store::ResourceGroupRecord>>,
-    /// Claims-matching expressions by source, compiled when loaded. Between two full
-    /// loads it only grows (an expression no credential uses any more stays until the
-    /// next one).
+    /// Claims-matching expressions by source, compiled when loaded or first used; an
+    /// expression goes with the last credential using it (full reloads are rare now, so
+    /// the map must not only grow between them).
     pub expressions: Expressions,
+    /// How many credentials use each expression in [`Snapshot::expressions`].
+    pub expression_uses: ShardedMap<String, usize>,
     /// Identities by [`identity_key`] (subscription, lowercase group, lowercase name).
     pub identities_by_name: ShardedMap<Arc<str>, Arc<IdentityRecord>>,
 }
@@ -110,16 +112,37 @@ fn name_key(i: &IdentityRecord) -> Arc<str> {
 
 /// Compiles `src` into `into` unless it is there (a stored expression that does not
 /// compile is logged and left out: its credential then matches nothing).
-fn compile_into(into: &mut Expressions, src: &str, credential: &str) {
-    if into.contains_key(src) {
+/// Counts one more credential using expression `src`, compiling it on its first use.
+fn use_expression(
+    compiled: &mut Expressions,
+    uses: &mut ShardedMap<String, usize>,
+    src: &str,
+    credential: &str,
+) {
+    let n = uses.get(src).copied().unwrap_or(0);
+    uses.insert(src.to_string(), n + 1);
+    if n > 0 {
         return;
     }
     match crate::expression::Expression::parse(src) {
         Ok(e) => {
-            into.insert(src.to_string(), Arc::new(e));
+            compiled.insert(src.to_string(), Arc::new(e));
         }
         Err(e) => {
             tracing::error!(credential = %credential, error = %e, "stored expression does not compile")
+        }
+    }
+}
+
+/// Counts one credential fewer using expression `src`; the last one drops it.
+fn release_expression(compiled: &mut Expressions, uses: &mut ShardedMap<String, usize>, src: &str) {
+    match uses.get(src).copied() {
+        Some(n) if n > 1 => {
+            uses.insert(src.to_string(), n - 1);
+        }
+        _ => {
+            uses.remove(src);
+            compiled.remove(src);
         }
     }
 }
@@ -189,10 +212,11 @@ impl Rows {
         drop(identities);
 
         let mut expressions = Expressions::default();
+        let mut expression_uses = ShardedMap::default();
         let mut by_identity: HashMap<String, Vec<FederatedCredentialRecord>> = HashMap::new();
         for fc in self.credentials {
             if let Some(src) = &fc.expression {
-                compile_into(&mut expressions, src, &fc.name);
+                use_expression(&mut expressions, &mut expression_uses, src, &fc.name);
             }
             by_identity
                 .entry(fc.identity_principal_id.clone())
@@ -260,6 +284,7 @@ impl Rows {
             vaults,
             resource_groups,
             expressions,
+            expression_uses,
             identities_by_name,
         }
     }

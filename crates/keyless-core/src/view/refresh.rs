@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use keyless_store::{Change, Store, StoreError};
 
-use super::{PrincipalRoles, Snapshot, compile_into, name_key};
+use super::{PrincipalRoles, Snapshot, name_key, release_expression, use_expression};
 
 impl Snapshot {
     /// Brings the key `change` names up to date with the store. Kinds the snapshot does
@@ -122,9 +122,21 @@ impl Snapshot {
         principal_id: &str,
     ) -> Result<(), StoreError> {
         let list = store.list_federated_credentials(principal_id).await?;
+        // New uses first, so an expression the principal keeps is never dropped and
+        // compiled again.
         for fc in &list {
             if let Some(src) = &fc.expression {
-                compile_into(&mut self.expressions, src, &fc.name);
+                use_expression(
+                    &mut self.expressions,
+                    &mut self.expression_uses,
+                    src,
+                    &fc.name,
+                );
+            }
+        }
+        if let Some(old) = self.credentials.get(principal_id).cloned() {
+            for src in old.iter().filter_map(|fc| fc.expression.as_deref()) {
+                release_expression(&mut self.expressions, &mut self.expression_uses, src);
             }
         }
         if list.is_empty() {

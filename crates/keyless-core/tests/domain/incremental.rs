@@ -3,7 +3,7 @@
 //! credentials, role assignments, groups, vaults; deletes with their cascades; names
 //! reused after a delete), and with full reloads running concurrently with writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use keyless_core::view::{Snapshot, View};
@@ -119,7 +119,7 @@ async fn random_write(store: &dyn Store, rng: &mut Rng, step: usize) -> Option<C
             let i = some_identity(rng)?;
             let name = rng.pick(&["f1", "F2", "f3"]);
             let expression = (rng.below(3) == 0)
-                .then(|| format!("claims['sub'] matches 'repo:org{}/*'", rng.below(4)));
+                .then(|| format!("claims['sub'] matches 'repo:org{}/*'", rng.below(16)));
             let fc = FederatedCredentialRecord {
                 identity_principal_id: i.principal_id.clone(),
                 name: name.into(),
@@ -292,11 +292,25 @@ fn normal(s: &Snapshot) -> Normal {
     }
 }
 
-/// The view equals a fresh load, and every expression a credential uses is compiled.
+/// The view equals a fresh load, every expression a credential uses is compiled, and
+/// none that no credential uses any more is kept.
 async fn assert_current(view: &View, store: &dyn Store, context: &str) {
     let fresh = Snapshot::load(store).await.unwrap();
     let held = view.get();
     assert_eq!(normal(&held), normal(&fresh), "{context}");
+    let compiled = |s: &Snapshot| s.expressions.keys().cloned().collect::<BTreeSet<_>>();
+    let uses = |s: &Snapshot| {
+        s.expression_uses
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        compiled(&held),
+        compiled(&fresh),
+        "{context}: compiled expressions"
+    );
+    assert_eq!(uses(&held), uses(&fresh), "{context}: expression uses");
     for list in held.credentials.values() {
         for src in list.iter().filter_map(|c| c.expression.as_ref()) {
             assert!(held.expressions.contains_key(src), "{context}: {src}");
