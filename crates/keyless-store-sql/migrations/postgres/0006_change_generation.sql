@@ -18,13 +18,19 @@
 
 CREATE SEQUENCE keyless_generation;
 
+-- SECURITY DEFINER: another role allowed to change these tables (an operator's) need not
+-- be granted the sequence too; with a fixed search_path, so that role cannot substitute
+-- its own functions. The sequence lives in the schema of the tables (the migration's).
 CREATE FUNCTION keyless_take_generation() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- '' once any transaction of this session has set it: a setting set locally reverts
     -- to the empty string, not to "unset", when its transaction ends.
     IF coalesce(current_setting('keyless.generation', true), '') = '' THEN
-        PERFORM set_config('keyless.generation', nextval('keyless_generation')::text, true);
+        PERFORM set_config(
+            'keyless.generation',
+            nextval((quote_ident(TG_TABLE_SCHEMA) || '.keyless_generation')::regclass)::text,
+            true);
     END IF;
     RETURN NULL;
 END
