@@ -697,6 +697,16 @@ async fn measure_replicas(
             .await,
         );
     }
+    // B's feed asked for a full reload when it started listening; the trials count
+    // reloads from after it.
+    let waiting = Instant::now();
+    while metric(&http, &b, &bearer, "keyless_view_reloads_total").await < 1 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "B never finished its start-up reload"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let pair = Pair {
         n,
         http: &http,
