@@ -130,10 +130,15 @@ impl ApiClient {
             Auth::None => req,
             Auth::Token(t) => req.bearer_auth(t),
             Auth::TokenFile(path) => {
-                let t = std::fs::read_to_string(path).map_err(|source| ClientError::Token {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+                let t = super::config::read_capped(path)
+                    .and_then(|b| {
+                        String::from_utf8(b)
+                            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                    })
+                    .map_err(|source| ClientError::Token {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
                 req.bearer_auth(t.trim())
             }
             Auth::Basic { username, password } => req.basic_auth(username, Some(password)),

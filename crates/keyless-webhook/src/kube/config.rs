@@ -278,11 +278,33 @@ impl ClusterConfig {
     }
 }
 
+/// The largest kubeconfig, certificate, key or token file read. Real ones are a few KB;
+/// the cap keeps a path naming a device or a runaway file (`/dev/zero`, a log) from
+/// exhausting memory or hanging the start-up.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
 fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|source| ConfigError::Io {
+    read_capped(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Reads a whole file of at most [`MAX_FILE_BYTES`]; a larger one is an error
+/// (`InvalidData`), found after reading one byte past the cap, never more.
+pub(crate) fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_FILE_BYTES} bytes"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `*-data` (base64) wins over the file path (relative to the kubeconfig's directory).
@@ -444,6 +466,10 @@ mod tests {
                 "not an http(s) URL",
             ),
             ("{{{", "not a kubeconfig"),
+            (
+                "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\nclusters: [{name: c, cluster: {server: 'https://h', certificate-authority: /dev/zero}}]\n",
+                "larger than 1048576 bytes",
+            ),
         ];
         for (text, needle) in cases {
             let p = write(dir.path(), "config", text);
@@ -452,5 +478,11 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{err}");
         }
+        // The kubeconfig itself is capped too.
+        let big = write(dir.path(), "big", &format!("# {}\n", "x".repeat(1 << 20)));
+        let err = ClusterConfig::from_kubeconfig(&big, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than"), "{err}");
     }
 }
