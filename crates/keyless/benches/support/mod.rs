@@ -78,6 +78,31 @@ pub fn cpu_split(pid: u32) -> (f64, f64) {
     (ticks(11), ticks(12))
 }
 
+/// CPU time the calling thread has run so far (`/proc/thread-self/schedstat`, in ns):
+/// time it was preempted, or the hypervisor ran something else, is not counted.
+pub fn thread_cpu() -> std::time::Duration {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    std::time::Duration::from_nanos(s.split_whitespace().next().unwrap().parse().unwrap())
+}
+
+/// The cost of one call of `op`, in thread CPU time like the server's CPU from `/proc`
+/// (a wall clock would also count a preempted or stolen slice, which on this shared
+/// machine inflated a bound up to 2x in one phase of a run): `rounds` rounds of `n`
+/// calls each (`op(i)`, `i` in `0..n`), the median round.
+pub fn crypto_bound(rounds: usize, n: usize, mut op: impl FnMut(usize)) -> std::time::Duration {
+    let mut per: Vec<std::time::Duration> = (0..rounds)
+        .map(|_| {
+            let start = thread_cpu();
+            for i in 0..n {
+                op(i);
+            }
+            (thread_cpu() - start) / u32::try_from(n).unwrap()
+        })
+        .collect();
+    per.sort();
+    per[per.len() / 2]
+}
+
 /// Starts `keyless ARGS` confined to core `cpu` (`taskset -a -c CPU`, so every thread
 /// the server starts stays there), like [`start`].
 pub async fn start_pinned(cpu: usize, args: &[&str]) -> (Child, String) {
