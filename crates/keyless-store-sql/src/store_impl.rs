@@ -1,8 +1,8 @@
 //! `impl Store` for a backend, written once for both: every method forwards to the
 //! function of the same name in the backend's aggregate module (`tenancy`, `identities`,
 //! `credentials`, `issuers`, `rbac`, `keys`, `signins`, `vaults`, `secrets`; `ping`,
-//! `change_feed` and `may_have_missed_changes` in the backend's root) and turns the crate's error into a
-//! [`StoreError`](keyless_store::StoreError). Keeping the trait impl to forwarding lines
+//! `change_feed` and `may_have_missed_changes` in the backend's root) and turns the
+//! crate's error into a [`StoreError`](keyless_store::StoreError). Keeping the trait impl to forwarding lines
 //! lets each aggregate live in a module of its own, and the two backends expose the same
 //! module layout.
 

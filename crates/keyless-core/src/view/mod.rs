@@ -110,9 +110,9 @@ fn name_key(i: &IdentityRecord) -> Arc<str> {
     identity_key(&i.subscription_id, &i.resource_group, &i.name).into()
 }
 
-/// Compiles `src` into `into` unless it is there (a stored expression that does not
-/// compile is logged and left out: its credential then matches nothing).
-/// Counts one more credential using expression `src`, compiling it on its first use.
+/// Counts one more credential using expression `src`, compiling it on its first use (a
+/// stored expression that does not compile is logged and left out: its credential then
+/// matches nothing).
 fn use_expression(
     compiled: &mut Expressions,
     uses: &mut ShardedMap<String, usize>,

@@ -100,7 +100,7 @@ pub fn crypto_bound(rounds: usize, n: usize, mut op: impl FnMut(usize)) -> std::
         })
         .collect();
     per.sort();
-    per[per.len() / 2]
+    percentile(&per, 0.5)
 }
 
 /// Starts `keyless ARGS` confined to core `cpu` (`taskset -a -c CPU`, so every thread

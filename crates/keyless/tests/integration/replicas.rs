@@ -482,6 +482,17 @@ impl Pair {
     /// Waits (at most [`PROPAGATION_BOUND`]) until replica `on` exchanges `assertion`
     /// for `client_id`: a credential written through the other replica has reached it.
     async fn until_exchanges(&self, on: &Replica, client_id: &str, assertion: &str) -> Result<()> {
+        self.until_exchanges_within(on, client_id, assertion, PROPAGATION_BOUND)
+            .await
+    }
+    /// [`Pair::until_exchanges`], waiting at most `within`.
+    async fn until_exchanges_within(
+        &self,
+        on: &Replica,
+        client_id: &str,
+        assertion: &str,
+        within: Duration,
+    ) -> Result<()> {
         let started = Instant::now();
         loop {
             let (s, body) =
@@ -490,8 +501,8 @@ impl Pair {
                 return Ok(());
             }
             ensure!(
-                started.elapsed() < PROPAGATION_BOUND,
-                "{} did not exchange within {PROPAGATION_BOUND:?}: {body}",
+                started.elapsed() < within,
+                "{} did not exchange within {within:?}: {body}",
                 on.url
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -722,17 +733,9 @@ async fn resync_reloads_only_when_a_write_was_missed() -> Result<()> {
     .await?;
     let other = p.cluster.mint("default", "other").await?;
     let edited = Instant::now();
-    loop {
-        let (s, body) = exchange(&p.b, p.tenant(), &client_id, &other, &p.arm_scope()).await?;
-        if s == 200 {
-            break;
-        }
-        ensure!(
-            edited.elapsed() < Duration::from_secs(5),
-            "B did not pick up the hand edit within 5 s: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    p.until_exchanges_within(&p.b, &client_id, &other, Duration::from_secs(5))
+        .await
+        .context("B did not pick up the hand edit")?;
     eprintln!("hand edit picked up by B after {:?}", edited.elapsed());
     assert!(metric(&p.b, &tb, "keyless_view_reloads_total").await? > reloads);
     let (s, _) = exchange(&p.b, p.tenant(), &client_id, &assertion, &p.arm_scope()).await?;
